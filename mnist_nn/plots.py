@@ -1,0 +1,256 @@
+"""Every figure of the walkthrough. Each function takes data or results and returns a matplotlib
+Figure; none trains anything or calls plt.show()."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+# Figures are built with Figure() rather than pyplot, so nothing piles up in pyplot's global
+# list of open figures; Jupyter still shows a returned Figure inline.
+
+
+def plot_digits(
+    images: np.ndarray,
+    labels: Sequence[int] | None = None,
+    predictions: Sequence[int] | None = None,
+    n_columns: int = 10,
+    title: str | None = None,
+) -> Figure:
+    """A grid of (N, 28, 28) digits, captioned with their labels (and predictions, if given)."""
+    images = np.asarray(images).reshape(len(images), 28, 28)
+    n_rows = int(np.ceil(len(images) / n_columns))
+    figure = Figure(figsize=(1.1 * n_columns, 1.25 * n_rows + (0.4 if title else 0)))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if index >= len(images):
+            continue
+        axis.imshow(images[index], cmap="gray_r")
+        caption = "" if labels is None else str(labels[index])
+        color = "black"
+        if predictions is not None:
+            caption = f"{caption} → {predictions[index]}" if caption else str(predictions[index])
+            if labels is not None and predictions[index] != labels[index]:
+                color = "crimson"
+        axis.set_title(caption, fontsize=9, color=color)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_class_counts(labels: np.ndarray, class_names: Sequence[str] | None = None) -> Figure:
+    """Bar chart of how many samples each class has."""
+    counts = np.bincount(np.asarray(labels), minlength=10)
+    names = class_names or [str(digit) for digit in range(len(counts))]
+    figure = Figure(figsize=(7, 3))
+    axis = figure.subplots()
+    bars = axis.bar(names, counts, color="steelblue")
+    axis.bar_label(bars, fontsize=8)
+    axis.set(xlabel="class", ylabel="samples", title="Samples per class")
+    figure.tight_layout()
+    return figure
+
+
+def plot_mean_images(images: np.ndarray, labels: np.ndarray) -> Figure:
+    """The average image of each class: what a 'typical' 0, 1, ..., 9 looks like."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    figure = Figure(figsize=(11, 1.6))
+    axes = figure.subplots(1, 10)
+    for digit, axis in enumerate(axes):
+        # Sum in float64 over the class: the uint8 images are never converted all at once.
+        mean_image = images[labels == digit].mean(axis=0, dtype=np.float64)
+        axis.imshow(mean_image.reshape(28, 28), cmap="magma")
+        axis.set_title(str(digit))
+        axis.set_axis_off()
+    figure.suptitle("Mean image per class")
+    figure.tight_layout()
+    return figure
+
+
+def plot_pixel_histogram(images: np.ndarray) -> Figure:
+    """Histogram of pixel values 0..255 (log scale: most pixels are background)."""
+    counts = np.bincount(np.asarray(images, dtype=np.uint8).ravel(), minlength=256)
+    figure = Figure(figsize=(7, 3))
+    axis = figure.subplots()
+    axis.bar(np.arange(256), counts, width=1.0, color="gray")
+    axis.set_yscale("log")
+    axis.set(xlabel="pixel value", ylabel="count (log)", title="Pixel values")
+    figure.tight_layout()
+    return figure
+
+
+def plot_functions(curves: Mapping[str, tuple], x: np.ndarray) -> Figure:
+    """One panel per function: its values and its derivative on x.
+
+    curves maps a name to (function, derivative), e.g. {"ReLU": (relu, relu_derivative)}.
+    """
+    figure = Figure(figsize=(3.2 * len(curves), 3))
+    axes = figure.subplots(1, len(curves), squeeze=False)[0]
+    for axis, (name, (function, derivative)) in zip(axes, curves.items(), strict=True):
+        axis.plot(x, function(x), label=name, linewidth=2)
+        axis.plot(x, derivative(x), label="derivative", linestyle="--")
+        axis.axhline(0, color="gray", linewidth=0.5)
+        axis.axvline(0, color="gray", linewidth=0.5)
+        axis.set_title(name)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_history(history) -> Figure:
+    """Learning curves: loss and accuracy per epoch, training against validation.
+
+    history is a train.History or any mapping with lists under "train_loss", "train_accuracy"
+    and, optionally, "val_loss", "val_accuracy".
+    """
+    figure = Figure(figsize=(11, 3.5))
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        axis.plot(epochs, history[f"train_{metric}"], marker="o", label="training")
+        validation = _optional_series(history, f"val_{metric}")
+        if validation is not None:
+            axis.plot(epochs, validation, marker="o", label="validation")
+        axis.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_confusion_matrix(
+    matrix: np.ndarray, class_names: Sequence[str] | None = None, normalize: bool = False
+) -> Figure:
+    """Heat map of a confusion matrix: rows are true classes, columns predictions."""
+    matrix = np.asarray(matrix)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    names = class_names or [str(index) for index in range(len(matrix))]
+    figure = Figure(figsize=(6.5, 5.5))
+    axis = figure.subplots()
+    image = axis.imshow(shown, cmap="Blues")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    threshold = shown.max() / 2
+    for (row, column), value in np.ndenumerate(shown):
+        text = f"{value:.2f}" if normalize else str(value)
+        color = "white" if value > threshold else "black"
+        axis.text(column, row, text, ha="center", va="center", fontsize=7, color=color)
+    axis.set_xticks(range(len(names)), names)
+    axis.set_yticks(range(len(names)), names)
+    axis.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    figure.tight_layout()
+    return figure
+
+
+def plot_per_class_accuracy(
+    per_class: np.ndarray, class_names: Sequence[str] | None = None
+) -> Figure:
+    """Bar chart of accuracy (recall) per class."""
+    per_class = np.asarray(per_class)
+    names = class_names or [str(index) for index in range(len(per_class))]
+    figure = Figure(figsize=(7, 3))
+    axis = figure.subplots()
+    bars = axis.bar(names, 100 * per_class, color="seagreen")
+    axis.bar_label(bars, fmt="%.1f", fontsize=8)
+    axis.set_ylim(max(0.0, 100 * per_class.min() - 10), 100)
+    axis.set(xlabel="class", ylabel="accuracy (%)", title="Accuracy per class")
+    figure.tight_layout()
+    return figure
+
+
+def plot_misclassified(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    n_images: int = 20,
+    n_columns: int = 10,
+) -> Figure:
+    """A gallery of the most confident mistakes: true label, prediction and its probability."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predictions = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predictions != labels)
+    confidence = probabilities[wrong, predictions[wrong]]
+    chosen = wrong[np.argsort(-confidence, kind="stable")[:n_images]]
+    n_rows = max(1, int(np.ceil(len(chosen) / n_columns)))
+    figure = Figure(figsize=(1.2 * n_columns, 1.45 * n_rows))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for axis, index in zip(axes.flat, chosen, strict=False):
+        axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray_r")
+        probability = probabilities[index, predictions[index]]
+        axis.set_title(
+            f"true {labels[index]}\npred {predictions[index]} ({probability:.0%})",
+            fontsize=8,
+            color="crimson",
+        )
+    figure.suptitle(f"Misclassified: {len(wrong)} of {len(labels)} (most confident first)")
+    figure.tight_layout()
+    return figure
+
+
+def plot_predictions(images: np.ndarray, probabilities: np.ndarray) -> Figure:
+    """Each image beside a bar chart of the ten class probabilities."""
+    probabilities = np.atleast_2d(probabilities)
+    n_images = len(probabilities)
+    figure = Figure(figsize=(6, 1.7 * n_images))
+    axes = figure.subplots(n_images, 2, squeeze=False, width_ratios=[1, 3])
+    for (image_axis, bar_axis), image, row in zip(axes, images, probabilities, strict=True):
+        image_axis.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r")
+        image_axis.set_axis_off()
+        colors = ["crimson" if digit == row.argmax() else "lightgray" for digit in range(10)]
+        bar_axis.bar(range(10), row, color=colors)
+        bar_axis.set_xticks(range(10))
+        bar_axis.set_ylim(0, 1)
+        bar_axis.set_title(f"prediction {row.argmax()} ({row.max():.1%})", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_weight_images(W: np.ndarray, n_columns: int = 8) -> Figure:
+    """First-layer weights (784, H): each hidden unit's 784 weights drawn as a 28x28 image.
+
+    Red is a positive weight (that pixel's ink excites the unit), blue a negative one.
+    """
+    W = np.asarray(W)
+    n_units = W.shape[1]
+    n_rows = int(np.ceil(n_units / n_columns))
+    limit = np.abs(W).max()
+    figure = Figure(figsize=(1.3 * n_columns, 1.3 * n_rows))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for unit, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if unit < n_units:
+            axis.imshow(W[:, unit].reshape(28, 28), cmap="coolwarm", vmin=-limit, vmax=limit)
+            axis.set_title(f"unit {unit}", fontsize=7)
+    figure.suptitle("First-layer weights")
+    figure.tight_layout()
+    return figure
+
+
+def plot_comparison(
+    values: Sequence, scores: Sequence[float], name: str, log_x: bool = False
+) -> Figure:
+    """Validation accuracy against one hyperparameter (learning rate, batch size, ...)."""
+    figure = Figure(figsize=(5, 3.2))
+    axis = figure.subplots()
+    axis.plot(values, 100 * np.asarray(scores), marker="o")
+    if log_x:
+        axis.set_xscale("log")
+    axis.set(xlabel=name, ylabel="validation accuracy (%)", title=f"Validation accuracy by {name}")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _optional_series(history, key: str):
+    """The series under key, or None when it is missing or holds no numbers (no validation)."""
+    try:
+        series = history[key]
+    except KeyError:
+        return None
+    values = [np.nan if value is None else value for value in series]
+    return None if len(values) == 0 or np.all(np.isnan(values)) else values
