@@ -34,9 +34,7 @@ def one_hot(y: np.ndarray, n_classes: int = 10, dtype: type = np.float32) -> np.
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"one_hot expects a 1-D integer label array, got {y.dtype} {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(
-            f"labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}"
-        )
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
     Y = np.zeros((len(y), n_classes), dtype=dtype)
     Y[np.arange(len(y)), y] = 1
     return Y
@@ -68,6 +66,13 @@ def train_val_split(
         val_index = np.concatenate(val_parts)
     else:
         val_index = rng.permutation(len(y))[: int(round(val_fraction * len(y)))]
+    if len(val_index) == 0 or len(val_index) == len(y):
+        # Per-class rounding can round every class down to 0 (or up to all) on small data sets;
+        # an empty part would later give a NaN loss instead of an error.
+        raise ValueError(
+            f"val_fraction={val_fraction} of {len(y)} samples leaves an empty "
+            f"{'validation' if len(val_index) == 0 else 'training'} set; choose another fraction"
+        )
     is_val = np.zeros(len(y), dtype=bool)
     is_val[val_index] = True
     train_index = rng.permutation(np.flatnonzero(~is_val))
