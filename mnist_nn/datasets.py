@@ -1,5 +1,9 @@
 """Get MNIST (or Fashion-MNIST) onto disk and into uint8 arrays: the data folder, mirrors,
-checksums, atomic downloads, and files placed there by hand."""
+checksums, atomic downloads, and files placed there by hand.
+
+A download is kept only after its size and checksum match, so a file in the data folder that
+does not parse was damaged later or placed by hand: it is reported, never silently replaced.
+"""
 
 from __future__ import annotations
 
@@ -183,8 +187,9 @@ def load_mnist(
                 )
             paths[key] = _download(spec, spec.files[key], folder, progress, timeout)
 
-    loaded = tuple(_read_split(spec, part, paths) for part in splits)
-    return loaded if split is None else loaded[0]
+    if split is not None:
+        return _read_split(spec, split, paths)
+    return _read_split(spec, "train", paths), _read_split(spec, "test", paths)
 
 
 def _spec(dataset: str | DatasetSpec) -> DatasetSpec:
@@ -247,7 +252,7 @@ def _warn_if_checksum_differs(spec: DatasetSpec, remote: RemoteFile, path: Path)
             "its content is a valid IDX file, so it is used (re-compressed copies such as "
             "Debian's differ in bytes only)",
             ChecksumWarning,
-            stacklevel=4,
+            stacklevel=4,  # point at the caller of load_mnist
         )
 
 
