@@ -69,6 +69,13 @@ def train_val_split(
         val_index = np.concatenate(val_parts)
     else:
         val_index = rng.permutation(len(y))[: int(round(val_fraction * len(y)))]
+    if len(val_index) == 0 or len(val_index) == len(y):
+        # Per-class rounding can round every class down to 0 (or up to all) on small data sets;
+        # an empty part would later give a NaN loss instead of an error.
+        raise ValueError(
+            f"val_fraction={val_fraction} of {len(y)} samples leaves an empty "
+            f"{'validation' if len(val_index) == 0 else 'training'} set; choose another fraction"
+        )
     is_val = np.zeros(len(y), dtype=bool)
     is_val[val_index] = True
     train_index = rng.permutation(np.flatnonzero(~is_val))

@@ -1,0 +1,308 @@
+"""load_mnist against a local HTTP server serving tiny IDX files: mirrors, checksums, atomic
+downloads, the cache, hand-placed files and the offline error. Never touches the network."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import socket
+import threading
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_nn import datasets
+from mnist_nn.datasets import (
+    ChecksumWarning,
+    DatasetNotFoundError,
+    DatasetSpec,
+    RemoteFile,
+    dataset_folder,
+    default_data_dir,
+    load_dataset,
+    load_mnist,
+)
+from mnist_nn.idx import IDXError, write_idx
+
+KEYS = ("train-images", "train-labels", "test-images", "test-labels")
+NAMES = [datasets.MNIST.files[key].name for key in KEYS]
+
+
+def tiny_arrays() -> dict[str, np.ndarray]:
+    """A 12-image train split and an 8-image test split, labels covering 0..9."""
+    rng = np.random.default_rng(0)
+    return {
+        "train-images": rng.integers(0, 256, size=(12, 28, 28), dtype=np.uint8),
+        "train-labels": (np.arange(12) % 10).astype(np.uint8),
+        "test-images": rng.integers(0, 256, size=(8, 28, 28), dtype=np.uint8),
+        "test-labels": np.array([9, 8, 7, 6, 5, 4, 3, 2], dtype=np.uint8),
+    }
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> dict[str, bytes]:
+    """The published .gz bytes of the tiny data set, by file name."""
+    folder = tmp_path_factory.mktemp("published")
+    arrays = tiny_arrays()
+    return {
+        name: write_idx(folder / name, arrays[key]).read_bytes()
+        for key, name in zip(KEYS, NAMES, strict=True)
+    }
+
+
+class MirrorHandler(BaseHTTPRequestHandler):
+    """/<behaviour>/<file name>: good, missing (404), error (500), html, wrong or cut bytes."""
+
+    def do_GET(self):
+        behaviour, _, name = self.path.strip("/").partition("/")
+        self.server.requests.append(self.path)
+        body = self.server.files.get(name)
+        if behaviour == "missing" or body is None:
+            self.send_error(404)
+        elif behaviour == "error":
+            self.send_error(500)
+        elif behaviour == "html":
+            self.reply(b"<html><body>Please log in</body></html>", "text/html; charset=utf-8")
+        elif behaviour == "wrong":
+            self.reply(body[:-1] + bytes([body[-1] ^ 0xFF]))  # right size, one byte off
+        elif behaviour == "cut":
+            self.reply(body[: len(body) // 2], length=len(body))  # promise all, send half
+            self.close_connection = True
+        else:
+            self.reply(body)
+
+    def reply(self, body: bytes, content_type="application/gzip", length=None):
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length or len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass  # keep pytest output clean
+
+
+@pytest.fixture
+def server(published):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), MirrorHandler)
+    httpd.daemon_threads = True
+    httpd.files, httpd.requests = published, []
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def refused_url() -> str:
+    """A local port that nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def tiny_spec(published, mirrors, folder="") -> DatasetSpec:
+    files = {
+        key: RemoteFile(name, len(published[name]), hashlib.sha256(published[name]).hexdigest())
+        for key, name in zip(KEYS, NAMES, strict=True)
+    }
+    return DatasetSpec("tiny", folder, tuple(mirrors), "sha256", files)
+
+
+def assert_loaded_tiny(loaded):
+    arrays = tiny_arrays()
+    (X_train, y_train), (X_test, y_test) = loaded
+    for key, array in zip(KEYS, (X_train, y_train, X_test, y_test), strict=True):
+        assert array.dtype == np.uint8
+        np.testing.assert_array_equal(array, arrays[key])
+
+
+def test_clean_download_keeps_exactly_the_four_files(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "good/"])
+    assert_loaded_tiny(load_mnist(tmp_path / "data", dataset=spec, progress=False))
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("first", ["missing", "error", "html", "refused"])
+def test_a_failing_first_mirror_is_skipped(tmp_path, server, published, first):
+    first_url = refused_url() if first == "refused" else server.url + first + "/"
+    spec = tiny_spec(published, [first_url, server.url + "good/"])
+    assert_loaded_tiny(load_mnist(tmp_path, dataset=spec, progress=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("behaviour, reason", [("wrong", "wrong bytes"), ("cut", "cut")])
+def test_bad_bytes_leave_nothing_behind(tmp_path, server, published, behaviour, reason):
+    spec = tiny_spec(published, [server.url + behaviour + "/"])
+    with pytest.raises(DatasetNotFoundError, match=reason):
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cut_connection_is_retried_once_then_the_next_mirror_used(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "cut/", server.url + "good/"])
+    load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    label_requests = [r for r in server.requests if r.endswith("t10k-labels-idx1-ubyte.gz")]
+    assert [r.split("/")[1] for r in label_requests] == ["cut", "cut", "good"]
+
+
+def test_interrupted_download_leaves_nothing_behind(tmp_path, server, published, monkeypatch):
+    class InterruptedBar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return False
+
+        def update(self, n):
+            raise KeyboardInterrupt  # the user presses Ctrl-C mid-download
+
+    monkeypatch.setattr(datasets, "tqdm", InterruptedBar)
+    spec = tiny_spec(published, [server.url + "good/"])
+    with pytest.raises(KeyboardInterrupt):
+        load_mnist(tmp_path, dataset=spec, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_load_reads_the_cache_without_network(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "good/"])
+    load_mnist(tmp_path, dataset=spec, progress=False)
+    server.shutdown()
+    server.server_close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # verified downloads raise no checksum warning
+        assert_loaded_tiny(load_mnist(tmp_path, dataset=spec, progress=False))
+
+
+def test_one_split_reads_and_downloads_only_its_two_files(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "good/"])
+    X, y = load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    assert X.shape == (8, 28, 28) and y.shape == (8,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES[2:])
+    assert all("t10k" in request for request in server.requests)
+
+
+def test_offline_error_says_what_was_tried_and_how_to_fix_it(tmp_path, published):
+    mirrors = [refused_url() + "first/", refused_url() + "second/"]
+    spec = tiny_spec(published, mirrors)
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist(tmp_path / "data", dataset=spec, progress=False, timeout=2)
+    message = str(error.value)
+    for text in [*(url + NAMES[0] for url in mirrors), str(tmp_path / "data"), *NAMES, "copy"]:
+        assert text in message
+
+
+def test_download_false_names_the_missing_files(tmp_path, published):
+    spec = tiny_spec(published, ["http://127.0.0.1:9/"])
+    with pytest.raises(DatasetNotFoundError, match="download=False") as error:
+        load_mnist(tmp_path, dataset=spec, download=False)
+    assert all(name in str(error.value) for name in NAMES)
+
+
+def place(folder: Path, names: list[str], arrays=None) -> None:
+    arrays = arrays or tiny_arrays()
+    for key, name in zip(KEYS, names, strict=True):
+        write_idx(folder / name, arrays[key])
+
+
+UNZIPPED = [name.removesuffix(".gz") for name in NAMES]  # train-images-idx3-ubyte
+DOTTED = [name.replace("-idx", ".idx") for name in UNZIPPED]  # train-images.idx3-ubyte
+
+
+@pytest.mark.parametrize("names", [UNZIPPED, DOTTED], ids=["unzipped", "dotted"])
+def test_hand_placed_decompressed_files_are_accepted(tmp_path, published, names):
+    place(tmp_path, names)
+    spec = tiny_spec(published, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_loaded_tiny(load_mnist(tmp_path, dataset=spec, download=False))
+
+
+def test_recompressed_copy_only_warns(tmp_path, published):
+    for name in NAMES:  # same content, different gzip bytes (like Debian's copies)
+        (tmp_path / name).write_bytes(gzip.compress(gzip.decompress(published[name]), 1))
+    spec = tiny_spec(published, [])
+    with pytest.warns(ChecksumWarning, match="Debian"):
+        assert_loaded_tiny(load_mnist(tmp_path, dataset=spec, download=False))
+
+
+def test_corrupt_cached_file_names_the_file_and_the_fix(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "good/"])
+    load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    damaged = tmp_path / NAMES[2]
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(IDXError, match="Delete this file") as error:
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    assert str(damaged) in str(error.value)
+    assert damaged.exists()  # never deleted behind the user's back
+
+
+def test_images_and_labels_that_do_not_belong_together(tmp_path, published):
+    arrays = tiny_arrays()
+    arrays["test-labels"] = arrays["test-labels"][:5]
+    place(tmp_path, NAMES, arrays)
+    with pytest.raises(IDXError, match="5 labels but t10k-images"):
+        load_mnist(tmp_path, dataset=tiny_spec(published, []), split="test", download=False)
+
+
+def test_labels_outside_0_to_9_are_rejected(tmp_path, published):
+    arrays = tiny_arrays()
+    arrays["test-labels"][0] = 10
+    place(tmp_path, NAMES, arrays)
+    with pytest.raises(IDXError, match="0..9"):
+        load_mnist(tmp_path, dataset=tiny_spec(published, []), split="test", download=False)
+
+
+def test_images_and_labels_files_swapped(tmp_path, published):
+    place(tmp_path, [NAMES[1], NAMES[0], NAMES[3], NAMES[2]])
+    with pytest.raises(IDXError, match="expected 2051"):
+        load_mnist(tmp_path, dataset=tiny_spec(published, []), split="train", download=False)
+
+
+def test_data_folder_argument_beats_environment_beats_clone(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_NN_DATA", raising=False)
+    assert default_data_dir() == Path(datasets.__file__).resolve().parents[1] / "data"
+    monkeypatch.setenv("MNIST_NN_DATA", str(tmp_path / "env"))
+    assert default_data_dir() == tmp_path / "env"
+    assert dataset_folder("mnist", tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_installed_package_uses_the_user_cache_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MNIST_NN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = tmp_path / "site-packages" / "mnist_nn"
+    monkeypatch.setattr(datasets, "__file__", str(site / "datasets.py"))
+    datasets._announce_once.cache_clear()
+    assert default_data_dir() == tmp_path / "cache" / "mnist_nn"
+    default_data_dir()
+    assert capsys.readouterr().err.count(str(tmp_path / "cache" / "mnist_nn")) == 1
+
+
+def test_fashion_lives_in_a_subfolder_unless_pointed_at_it(tmp_path):
+    assert dataset_folder("fashion-mnist", tmp_path) == tmp_path / "fashion-mnist"
+    debian_like = tmp_path / "datasets" / "fashion-mnist"
+    assert dataset_folder("fashion-mnist", debian_like) == debian_like
+
+
+def test_load_dataset_dispatches_by_name(tmp_path):
+    place(tmp_path / "fashion-mnist", UNZIPPED)
+    assert_loaded_tiny(load_dataset("fashion-mnist", tmp_path, download=False))
+    X, y = load_dataset("synthetic", split="test", n_train=20, n_test=10)
+    assert X.shape == (10, 28, 28) and X.dtype == np.uint8 and y.shape == (10,)
+    with pytest.raises(ValueError, match="synthetic"):
+        load_dataset("cifar10")
+
+
+def test_bad_arguments_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="split"):
+        load_mnist(tmp_path, split="validation")
+    with pytest.raises(ValueError, match="fashion-mnist"):
+        load_mnist(tmp_path, dataset="kmnist")
