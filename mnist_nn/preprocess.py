@@ -34,9 +34,7 @@ def one_hot(y: np.ndarray, n_classes: int = 10, dtype: type = np.float32) -> np.
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"one_hot expects a 1-D integer label array, got {y.dtype} {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(
-            f"labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}"
-        )
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
     Y = np.zeros((len(y), n_classes), dtype=dtype)
     Y[np.arange(len(y)), y] = 1
     return Y
