@@ -25,7 +25,7 @@ class SoftmaxCrossEntropy:
         N = len(Z)
         rows = np.arange(N)
         Z_shifted = Z - Z.max(axis=1, keepdims=True)  # (N, C), each row's maximum is 0
-        E = np.exp(Z_shifted)  # (N, C), every value in (0, 1]
+        E = np.exp(Z_shifted)  # (N, C), values in [0, 1], the largest exactly 1
         row_sums = E.sum(axis=1)  # (N,), at least 1, so its log is safe
         E /= row_sums[:, None]  # now P
         self.P, self.y = E, y

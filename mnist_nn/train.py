@@ -207,7 +207,14 @@ def fit(
                     Z = model.forward(X_batch, training=True)  # (B, C)
                     loss = loss_function.forward(Z, y_batch)
                     if not math.isfinite(loss):
-                        _stop(model, epoch_start_weights, epoch, batch, optimizer, f"loss {loss}")
+                        _stop(
+                            model,
+                            epoch_start_weights,
+                            epoch,
+                            batch,
+                            optimizer,
+                            f"the loss became {loss}",
+                        )
                     model.backward(loss_function.backward())
                     penalty = model.apply_weight_decay(weight_decay)
                     if not _all_finite(grads):
@@ -259,7 +266,11 @@ def fit(
 
 
 def _stop(model, epoch_start_weights, epoch, batch, optimizer, what) -> None:
-    """Keep finite weights (they are, unless the last step overflowed them) and raise."""
+    """Make sure the model keeps finite weights, then raise.
+
+    The weights are still those of the last step, which were finite when checked, unless that
+    step itself overflowed them; then they go back to the start of the epoch.
+    """
     if not _all_finite([param for param, _ in model.parameters()]):
         model.set_weights(epoch_start_weights)
     raise TrainingDivergedError(epoch, batch, optimizer.learning_rate, what)
