@@ -46,18 +46,29 @@ from mnist_nn.preprocess import (
 )
 from mnist_nn.synthetic import load_synthetic, make_synthetic_digits
 from mnist_nn.train import History, TrainConfig, TrainingDivergedError, fit
+from mnist_nn.tuning import (
+    DEFAULT_SETTINGS,
+    CVResult,
+    GridResults,
+    cross_validate,
+    grid_search,
+    stratified_kfold,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
     "Adam",
+    "CVResult",
     "ChecksumWarning",
+    "DEFAULT_SETTINGS",
     "DatasetNotFoundError",
     "DatasetSpec",
     "Dense",
     "Dropout",
     "Evaluation",
+    "GridResults",
     "History",
     "IDXError",
     "LAYER_TYPES",
@@ -79,10 +90,12 @@ __all__ = [
     "check_layer",
     "check_model",
     "confusion_matrix",
+    "cross_validate",
     "dataset_folder",
     "default_data_dir",
     "fit",
     "flatten",
+    "grid_search",
     "leaky_relu",
     "leaky_relu_derivative",
     "load_dataset",
@@ -108,6 +121,7 @@ __all__ = [
     "sigmoid_derivative",
     "softmax",
     "softmax_backward",
+    "stratified_kfold",
     "tanh",
     "tanh_derivative",
     "train_val_split",

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 # Figures are built with Figure() rather than pyplot, so nothing piles up in pyplot's global
 # list of open figures; Jupyter still shows a returned Figure inline.
@@ -244,6 +245,199 @@ def plot_comparison(
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def plot_validation_curve(results, parameter: str = "hidden_sizes") -> Figure:
+    """Cross-validated accuracy against one setting: the mean over folds with error bars of
+    ± one standard deviation, and each fold's score as a faint dot.
+
+    results: a tuning.GridResults or its to_rows() (dicts with the settings, "mean_val_accuracy",
+    "std_val_accuracy" and "fold_val_accuracy"). Hidden sizes with one layer go on a numeric
+    axis; shapes like (128, 64) make it categorical. Any other setting that varies gets a line
+    of its own.
+    """
+    rows = _result_rows(results)
+    if parameter not in rows[0]:
+        raise ValueError(f"no setting {parameter!r} in the results; they have {list(rows[0])}")
+    values = [_plain_value(row[parameter]) for row in rows]
+    numeric = all(isinstance(value, int | float) for value in values)
+    categories = sorted(set(values), key=_category_order)
+    position = {value: (value if numeric else index) for index, value in enumerate(categories)}
+    others = _varying_settings(rows, exclude=(parameter,))
+    groups: dict[str, list[tuple[float, dict]]] = {}
+    for value, row in zip(values, rows, strict=True):
+        label = ", ".join(f"{name}={_value_text(row[name])}" for name in others)
+        groups.setdefault(label, []).append((position[value], row))
+    figure = Figure(figsize=(6.5, 3.8))
+    axis = figure.subplots()
+    for label, points in groups.items():
+        points.sort(key=lambda point: point[0])
+        color = None
+        # One-layer widths are joined by a line; deeper shapes like 128-64 stand apart.
+        for deeper in (False, True):
+            chosen = [(x, row) for x, row in points if (_n_layers(row[parameter]) > 1) == deeper]
+            if not chosen:
+                continue
+            x = np.array([point[0] for point in chosen], dtype=float)
+            mean = np.array([100 * row["mean_val_accuracy"] for _, row in chosen])
+            std = np.array([100 * row["std_val_accuracy"] for _, row in chosen])
+            line = axis.errorbar(
+                x,
+                mean,
+                yerr=std,
+                marker="s" if deeper else "o",
+                linestyle="none" if deeper else "-",
+                capsize=4,
+                color=color,
+                label=None if (deeper and color) else (label or None),
+            )
+            color = line.lines[0].get_color()
+            for x_value, (_, row) in zip(x, chosen, strict=True):
+                folds = 100 * np.asarray(row["fold_val_accuracy"])
+                axis.scatter(
+                    np.full(len(folds), x_value), folds, s=14, alpha=0.35, color=color, linewidths=0
+                )
+    axis.set_xticks(
+        [position[value] for value in categories], [_value_text(value) for value in categories]
+    )
+    name = "hidden units" if parameter == "hidden_sizes" else parameter
+    k = len(rows[0]["fold_val_accuracy"])
+    axis.set(
+        xlabel=name,
+        ylabel="validation accuracy (%)",
+        title=f"{k}-fold cross-validation: mean ± std over folds",
+    )
+    axis.grid(alpha=0.3)
+    if others:
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_grid_heatmap(
+    results, x: str = "batch_size", y: str = "learning_rate", value: str = "mean_val_accuracy"
+) -> Figure:
+    """Heat map of a two-setting grid (e.g. learning rate x batch size): each cell is the
+    cross-validated mean, written with ± its standard deviation; the best cell is outlined.
+
+    results: a tuning.GridResults or its to_rows(). Every (x, y) pair must appear at most once:
+    if a third setting varies too, pass only the rows for one value of it.
+    """
+    rows = _result_rows(results)
+    for name in (x, y, value):
+        if name not in rows[0]:
+            raise ValueError(f"no column {name!r} in the results; they have {list(rows[0])}")
+    x_values = sorted({_plain_value(row[x]) for row in rows}, key=_category_order)
+    y_values = sorted({_plain_value(row[y]) for row in rows}, key=_category_order)
+    grid = np.full((len(y_values), len(x_values)), np.nan)
+    spread = np.full_like(grid, np.nan)
+    std_key = value.replace("mean_", "std_", 1)
+    for row in rows:
+        cell = (y_values.index(_plain_value(row[y])), x_values.index(_plain_value(row[x])))
+        if not np.isnan(grid[cell]):
+            raise ValueError(
+                f"several rows share {x}={_value_text(row[x])}, {y}={_value_text(row[y])}: "
+                f"another setting varies too ({_varying_settings(rows, exclude=(x, y))}); "
+                "pass only the rows for one value of it"
+            )
+        grid[cell] = row[value]
+        spread[cell] = row.get(std_key, np.nan)
+    scale = 100 if "accuracy" in value else 1
+    figure = Figure(figsize=(1.3 * len(x_values) + 2.5, 0.8 * len(y_values) + 1.8))
+    axis = figure.subplots()
+    image = axis.imshow(scale * grid, cmap="viridis", aspect="auto")
+    figure.colorbar(
+        image, ax=axis, label=value.replace("_", " ") + (" (%)" if scale == 100 else "")
+    )
+    middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
+    for (row_index, column), cell_value in np.ndenumerate(grid):
+        if np.isnan(cell_value):
+            continue
+        text = f"{scale * cell_value:.1f}" if scale == 100 else f"{cell_value:.3f}"
+        if not np.isnan(spread[row_index, column]):
+            text += (
+                f"\n± {scale * spread[row_index, column]:.1f}"
+                if scale == 100
+                else (f"\n± {spread[row_index, column]:.3f}")
+            )
+        color = "black" if cell_value > middle else "white"
+        axis.text(column, row_index, text, ha="center", va="center", fontsize=8, color=color)
+    best = np.nanargmax(grid) if "accuracy" in value else np.nanargmin(grid)
+    best_row, best_column = np.unravel_index(best, grid.shape)
+    axis.add_patch(
+        Rectangle(
+            (best_column - 0.5, best_row - 0.5),
+            1,
+            1,
+            fill=False,
+            edgecolor="crimson",
+            linewidth=2.5,
+        )
+    )
+    axis.set_xticks(range(len(x_values)), [_value_text(item) for item in x_values])
+    axis.set_yticks(range(len(y_values)), [_value_text(item) for item in y_values])
+    axis.set(
+        xlabel=x.replace("_", " "),
+        ylabel=y.replace("_", " "),
+        title=f"{value.replace('_', ' ')} (best outlined)",
+    )
+    figure.tight_layout()
+    return figure
+
+
+_SCORE_KEYS = (
+    "mean_val_accuracy",
+    "std_val_accuracy",
+    "mean_val_loss",
+    "std_val_loss",
+    "fold_val_accuracy",
+    "fold_val_loss",
+    "seconds",
+    "n_diverged",
+)
+
+
+def _result_rows(results) -> list[dict]:
+    rows = results.to_rows() if hasattr(results, "to_rows") else list(results)
+    if not rows:
+        raise ValueError("got no results to plot")
+    return rows
+
+
+def _varying_settings(rows: Sequence[dict], exclude: Sequence[str]) -> list[str]:
+    """Settings (not scores) that take more than one value across the rows."""
+    names = [name for name in rows[0] if name not in _SCORE_KEYS and name not in exclude]
+    return [name for name in names if len({repr(row[name]) for row in rows}) > 1]
+
+
+def _plain_value(value):
+    """Hashable form of a setting: [64] -> 64 (one hidden layer), [128, 64] -> (128, 64)."""
+    if isinstance(value, list | tuple):
+        return value[0] if len(value) == 1 else tuple(value)
+    return value
+
+
+def _n_layers(value) -> int:
+    value = _plain_value(value)
+    return len(value) if isinstance(value, tuple) else 1
+
+
+def _category_order(value) -> tuple:
+    # Numbers by size, then layer shapes by depth and widths, then anything else as text.
+    if isinstance(value, int | float):
+        return (0, value, ())
+    if isinstance(value, tuple):
+        return (1, len(value), value)
+    return (2, 0, (str(value),))
+
+
+def _value_text(value) -> str:
+    value = _plain_value(value)
+    if isinstance(value, tuple):
+        return "-".join(map(str, value)) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "default" if value is None else str(value)
 
 
 def _optional_series(history, key: str):

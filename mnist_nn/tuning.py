@@ -105,6 +105,9 @@ class CVResult:
 
     @property
     def std_val_loss(self) -> float:
+        # A diverged fold has an infinite loss; the spread is then infinite too, not NaN.
+        if not np.all(np.isfinite(self.fold_val_loss)):
+            return math.inf
         return float(np.std(self.fold_val_loss, ddof=1))
 
     @property
@@ -361,11 +364,15 @@ def _train_fold(data, config: dict, fold: int, fold_seed: int) -> dict:
             progress=False,
         )
     except TrainingDivergedError:
-        # A learning rate too large is a legitimate (bad) candidate: score the last finite
-        # weights fit left behind and count the fold as diverged.
+        # A learning rate far too large is a legitimate (bad) candidate, not a crash: the fold
+        # counts as diverged with an infinite loss, and the accuracy of the last finite weights
+        # fit left behind (their logits may overflow, hence the silenced warnings).
         diverged = True
     seconds = time.perf_counter() - start
-    val_loss, val_accuracy = model.evaluate(X[val_index], y[val_index])
+    with np.errstate(over="ignore", invalid="ignore"):
+        val_loss, val_accuracy = model.evaluate(X[val_index], y[val_index])
+    if diverged or not math.isfinite(val_loss):
+        val_loss = math.inf
     return {
         "val_loss": float(val_loss),
         "val_accuracy": float(val_accuracy),

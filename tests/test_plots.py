@@ -79,3 +79,73 @@ def test_other_plots_build(digits, tmp_path):
     relu = (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float))
     assert len(plots.plot_functions({"ReLU": relu}, np.linspace(-3, 3, 50)).axes) == 1
     assert plots.plot_comparison([1e-3, 1e-2], [0.9, 0.95], "learning rate", log_x=True).axes
+
+
+def tuning_rows(grid: dict, accuracy) -> list[dict]:
+    """Rows as GridResults.to_rows() gives them, with made-up scores: accuracy(settings) -> mean."""
+    import itertools
+
+    rows = []
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(grid, values, strict=True))
+        mean = accuracy(settings)
+        folds = [mean - 0.01, mean, mean + 0.01]
+        rows.append(
+            {
+                **settings,
+                "mean_val_accuracy": mean,
+                "std_val_accuracy": float(np.std(folds, ddof=1)),
+                "mean_val_loss": 1 - mean,
+                "std_val_loss": 0.02,
+                "fold_val_accuracy": folds,
+                "fold_val_loss": [1 - mean] * 3,
+            }
+        )
+    return rows
+
+
+def test_validation_curve_has_error_bars_in_order_of_width():
+    sizes = [[10], [128], [32], [128, 64]]
+    rows = tuning_rows({"hidden_sizes": sizes}, lambda s: 0.5 + 0.003 * sum(s["hidden_sizes"]))
+    figure = plots.plot_validation_curve(rows)
+    axis = figure.axes[0]
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["10", "32", "128", "128-64"]
+    line = axis.containers[0].lines[0]  # the one-layer widths, joined in order of width
+    assert list(line.get_xdata()) == [0, 1, 2]
+    assert np.allclose(line.get_ydata(), [53.0, 59.6, 88.4])
+    # Error bars: one vertical segment per point, mean ± std.
+    bars = [container.lines[2][0] for container in axis.containers]
+    spans = [segment[:, 1] for collection in bars for segment in collection.get_segments()]
+    assert len(spans) == 4 and np.allclose([high - low for low, high in spans], 2.0)
+    assert axis.get_xlabel() == "hidden units" and "mean ± std" in axis.get_title()
+
+
+def test_validation_curve_numeric_axis_and_one_line_per_other_setting():
+    grid = {"hidden_sizes": [[16], [64]], "learning_rate": [1e-3, 1e-2]}
+    rows = tuning_rows(grid, lambda s: 0.6 + s["hidden_sizes"][0] / 1000 + s["learning_rate"])
+    axis = plots.plot_validation_curve(rows).axes[0]
+    lines = [container.lines[0] for container in axis.containers]
+    assert sorted(tuple(line.get_xdata()) for line in lines) == [(16, 64), (16, 64)]
+    labels = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert labels == ["learning_rate=0.001", "learning_rate=0.01"]
+    with pytest.raises(ValueError, match="no setting 'batch_size'"):
+        plots.plot_validation_curve(rows, parameter="batch_size")
+
+
+def test_grid_heatmap_cells_and_best_outline():
+    grid = {"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [32, 128]}
+    rows = tuning_rows(
+        grid, lambda s: 0.9 - abs(np.log10(s["learning_rate"]) + 2) / 10 - s["batch_size"] / 10_000
+    )
+    figure = plots.plot_grid_heatmap(rows, x="batch_size", y="learning_rate")
+    axis = figure.axes[0]
+    image = axis.get_images()[0].get_array()
+    assert image.shape == (3, 2)  # rows: learning rates, columns: batch sizes
+    assert image[1, 0] == pytest.approx(100 * (0.9 - 0.0032))
+    assert [tick.get_text() for tick in axis.get_yticklabels()] == ["0.001", "0.01", "0.1"]
+    texts = [text.get_text() for text in axis.texts]
+    assert len(texts) == 6 and all("±" in text for text in texts)
+    (outline,) = axis.patches
+    assert outline.get_xy() == (-0.5, 0.5)  # the best cell: batch 32, learning rate 0.01
+    with pytest.raises(ValueError, match="another setting varies"):
+        plots.plot_grid_heatmap(rows + [{**rows[0], "epochs": 9}], x="batch_size")
