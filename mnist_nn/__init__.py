@@ -1,5 +1,24 @@
 """mnist_nn: a neural network from scratch in NumPy that reads handwritten digits."""
 
+from mnist_nn.activations import (
+    ACTIVATIONS,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    leaky_relu,
+    leaky_relu_derivative,
+    make_activation,
+    relu,
+    relu_derivative,
+    sigmoid,
+    sigmoid_derivative,
+    softmax,
+    softmax_backward,
+    tanh,
+    tanh_derivative,
+)
 from mnist_nn.datasets import (
     ChecksumWarning,
     DatasetNotFoundError,
@@ -10,37 +29,92 @@ from mnist_nn.datasets import (
     load_dataset,
     load_mnist,
 )
+from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from mnist_nn.idx import IDXError, read_idx, write_idx
+from mnist_nn.layers import LAYER_TYPES, Dense, Dropout, Layer, register_layer
+from mnist_nn.losses import SoftmaxCrossEntropy
+from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
+from mnist_nn.model import Evaluation, Model, build_mlp, load_model
+from mnist_nn.optimizers import SGD, Adam, Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import (
     flatten,
+    load_digit_image,
     minibatch_indices,
     minibatches,
     normalize,
     one_hot,
+    prepare_digit_image,
     train_val_split,
 )
 from mnist_nn.synthetic import load_synthetic, make_synthetic_digits
+from mnist_nn.train import History, TrainConfig, TrainingDivergedError, fit
 
 __version__ = "0.1.0"
 
+# Grouped by module, in the order of the imports above.
 __all__ = [
+    "ACTIVATIONS",
+    "LeakyReLU",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "make_activation",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "softmax_backward",
+    "relu_derivative",
+    "leaky_relu_derivative",
+    "sigmoid_derivative",
+    "tanh_derivative",
     "ChecksumWarning",
     "DatasetNotFoundError",
     "DatasetSpec",
-    "IDXError",
     "RemoteFile",
     "dataset_folder",
     "default_data_dir",
-    "flatten",
     "load_dataset",
     "load_mnist",
-    "load_synthetic",
-    "make_synthetic_digits",
+    "check_layer",
+    "check_model",
+    "numerical_gradient",
+    "relative_error",
+    "IDXError",
+    "read_idx",
+    "write_idx",
+    "LAYER_TYPES",
+    "Dense",
+    "Dropout",
+    "Layer",
+    "register_layer",
+    "SoftmaxCrossEntropy",
+    "accuracy",
+    "confusion_matrix",
+    "precision_recall",
+    "Evaluation",
+    "Model",
+    "build_mlp",
+    "load_model",
+    "SGD",
+    "Adam",
+    "Optimizer",
+    "make_optimizer",
+    "make_schedule",
+    "flatten",
+    "load_digit_image",
     "minibatch_indices",
     "minibatches",
     "normalize",
     "one_hot",
-    "read_idx",
+    "prepare_digit_image",
     "train_val_split",
-    "write_idx",
+    "load_synthetic",
+    "make_synthetic_digits",
+    "History",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "fit",
 ]

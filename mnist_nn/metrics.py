@@ -1,0 +1,62 @@
+"""Classification metrics from true and predicted labels: accuracy, confusion matrix, and
+per-class precision and recall."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_pair(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None) -> tuple:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(
+                f"{name} must be a 1-D array of integer labels, got {y.dtype} {y.shape}"
+            )
+    if len(y_true) != len(y_pred):
+        raise ValueError(
+            f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}; they must match"
+        )
+    if len(y_true) == 0:
+        raise ValueError("got empty label arrays; pass at least one sample")
+    if n_classes is not None:
+        low, high = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
+        if low < 0 or high >= n_classes:
+            raise ValueError(
+                f"labels must lie in 0..{n_classes - 1}, found values from {low} to {high}"
+            )
+    return y_true, y_pred
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of samples whose predicted label equals the true one."""
+    y_true, y_pred = _check_pair(y_true, y_pred, None)
+    return float(np.count_nonzero(y_true == y_pred)) / len(y_true)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """C[i, j] = number of samples of true class i predicted as class j.  (n_classes, n_classes)
+
+    Each pair (i, j) is numbered i * n_classes + j and counted with one np.bincount.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred, n_classes)
+    pair_index = y_true.astype(np.int64) * n_classes + y_pred
+    counts = np.bincount(pair_index, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def precision_recall(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class precision and recall, each (n_classes,).
+
+    precision[k] = C[k, k] / sum_i C[i, k]   (of the samples predicted k, the share really k)
+    recall[k]    = C[k, k] / sum_j C[k, j]   (of the samples really k, the share predicted k)
+    A class never predicted (or never present) gets 0 rather than a division by zero.
+    """
+    C = confusion_matrix(y_true, y_pred, n_classes)
+    correct = np.diag(C).astype(np.float64)
+    predicted, actual = C.sum(axis=0), C.sum(axis=1)
+    precision = np.divide(correct, predicted, out=np.zeros(n_classes), where=predicted > 0)
+    recall = np.divide(correct, actual, out=np.zeros(n_classes), where=actual > 0)
+    return precision, recall
