@@ -272,6 +272,7 @@ class Model:
         so an interrupted save never leaves a half-written model behind.
         """
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
             # A numpy unicode string, not an object: it loads with allow_pickle=False.
