@@ -12,12 +12,14 @@ from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.model import Model
 
 
-def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6
+) -> np.ndarray:
     """df/dx by central differences: (f(x + eps e_i) - f(x - eps e_i)) / (2 eps) for each entry i.
 
-    f takes no arguments and reads x, which is changed in place one entry at a time and restored.
-    The error of the estimate shrinks like eps^2; x must be float64, because in float32 rounding
-    swamps the difference.
+    x is changed in place one entry at a time (and restored), so f may also read it through a
+    layer or model that holds it, e.g. f = lambda W: loss(model). The error of the estimate
+    shrinks like eps^2; x must be float64, because in float32 rounding swamps the difference.
     """
     if x.dtype != np.float64:
         raise ValueError(f"gradient checks need float64 arrays, got {x.dtype}; use dtype=float64")
@@ -26,9 +28,9 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6)
     for i in range(flat_x.size):
         original = flat_x[i]
         flat_x[i] = original + eps
-        f_plus = f()
+        f_plus = f(x)
         flat_x[i] = original - eps
-        f_minus = f()
+        f_minus = f(x)
         flat_x[i] = original
         flat_grad[i] = (f_plus - f_minus) / (2 * eps)
     return grad
@@ -54,12 +56,13 @@ def check_layer(
     """
     X = np.array(X, dtype=np.float64)
     G = np.random.default_rng(seed).standard_normal(layer.forward(X, training).shape)
-    layer.needs_input_grad = True
+    needs_input_grad, layer.needs_input_grad = layer.needs_input_grad, True
     layer.forward(X, training)
     dX = layer.backward(G)
+    layer.needs_input_grad = needs_input_grad
     analytic = {"X": dX, **{name: grad.copy() for name, grad in layer.grads.items()}}
 
-    def f() -> float:
+    def f(_: np.ndarray) -> float:
         return float(np.sum(layer.forward(X, training) * G))
 
     numeric = {"X": numerical_gradient(f, X, eps)}
@@ -78,7 +81,7 @@ def check_model(
     X = np.asarray(X, dtype=np.float64)
     loss_function = SoftmaxCrossEntropy()
 
-    def total_loss() -> float:
+    def total_loss(_: np.ndarray) -> float:
         loss = loss_function.forward(model.forward(X), y)
         penalty = sum(
             float(np.vdot(layer.params["W"], layer.params["W"]))

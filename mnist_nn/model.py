@@ -187,8 +187,11 @@ class Model:
                 layer.grads["W"] += weight_decay * W
         return 0.5 * weight_decay * penalty
 
-    def _as_input(self, X_chunk: np.ndarray) -> np.ndarray:
-        """A validated chunk -> float array in the model's dtype (uint8 is scaled by 1/255)."""
+    def prepare_input(self, X_chunk: np.ndarray) -> np.ndarray:
+        """A chunk of validated images -> floats in the model's dtype (uint8 is scaled by 1/255).
+
+        Called one batch at a time, so a uint8 data set never exists as floats all at once.
+        """
         if X_chunk.dtype == np.uint8:
             return normalize(X_chunk, dtype=self.dtype.type)
         return X_chunk.astype(self.dtype, copy=False)
@@ -196,7 +199,7 @@ class Model:
     def _logit_chunks(self, X: np.ndarray, batch_size: int):
         """Yield (start, logits) for chunks of validated images X; dropout is off."""
         for start in range(0, len(X), batch_size):
-            yield start, self.forward(self._as_input(X[start : start + batch_size]))
+            yield start, self.forward(self.prepare_input(X[start : start + batch_size]))
 
     def predict_proba(self, X: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
         """Class probabilities (N, C) for images X (uint8 or scaled floats)."""
@@ -269,6 +272,7 @@ class Model:
         so an interrupted save never leaves a half-written model behind.
         """
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
             # A numpy unicode string, not an object: it loads with allow_pickle=False.

@@ -134,10 +134,12 @@ class Adam(Optimizer):
     def _update(self) -> None:
         t = self.step_count
         b1, b2 = self.beta1, self.beta2
-        # Bias corrections folded into two scalars: lr m_hat / (sqrt(v_hat) + eps)
-        # = step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-        step_size = self.learning_rate / (1.0 - b1**t)
-        inverse_root_correction = 1.0 / math.sqrt(1.0 - b2**t)
+        # Bias corrections folded into two scalars (Kingma and Ba, section 2): multiplying
+        # numerator and denominator by sqrt(1 - b2^t) gives exactly the same step,
+        # lr m_hat / (sqrt(v_hat) + eps) = step_size * m / (sqrt(v) + eps_hat).
+        root_correction = math.sqrt(1.0 - b2**t)
+        step_size = self.learning_rate * root_correction / (1.0 - b1**t)
+        eps_hat = self.eps * root_correction
         for (W, g), m, v, scratch in zip(self.params, self.m, self.v, self._scratch, strict=True):
             # m += (1 - b1) (g - m) is m <- b1 m + (1 - b1) g with one buffer and no temporary.
             np.subtract(g, m, out=scratch)
@@ -148,8 +150,7 @@ class Adam(Optimizer):
             scratch *= 1.0 - b2
             v += scratch
             np.sqrt(v, out=scratch)
-            scratch *= inverse_root_correction
-            scratch += self.eps
+            scratch += eps_hat
             np.divide(m, scratch, out=scratch)
             scratch *= step_size
             W -= scratch

@@ -184,85 +184,92 @@ def fit(
         learning_rate_at = make_schedule(schedule, optimizer.learning_rate, n_epochs=epochs)
 
     history = History(config)
-    grads = [grad for _, grad in model.parameters()]
     rng = np.random.default_rng(seed)
-    loss_function = model.loss_function
-    n_batches = math.ceil(len(X) / batch_size)
     best_loss, best_weights, epochs_without_improvement = math.inf, None, 0
+    n_batches = math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * n_batches, unit="batch", disable=not progress, leave=True)
     try:
-        # Overflow warnings are expected when training diverges; it is detected and reported
-        # below with a clearer message than NumPy's.
-        with np.errstate(over="ignore", invalid="ignore"):
-            for epoch in range(1, epochs + 1):
-                optimizer.learning_rate = learning_rate_at(epoch - 1)
-                bar.set_description(f"epoch {epoch}/{epochs}")
-                start_time = time.perf_counter()
-                # Weights at the epoch's start: finite, the fallback if a step overflows them.
-                epoch_start_weights = model.get_weights()
-                loss_sum, penalty, n_correct = 0.0, 0.0, 0
-                for batch, index in enumerate(minibatch_indices(len(X), batch_size, rng), 1):
-                    X_batch = model._as_input(X[index])  # (B, *input_shape), model dtype
-                    y_batch = y[index]  # (B,)
-                    Z = model.forward(X_batch, training=True)  # (B, C)
-                    loss = loss_function.forward(Z, y_batch)
-                    if not math.isfinite(loss):
-                        _stop(
-                            model,
-                            epoch_start_weights,
-                            epoch,
-                            batch,
-                            optimizer,
-                            f"the loss became {loss}",
-                        )
-                    model.backward(loss_function.backward())
-                    penalty = model.apply_weight_decay(weight_decay)
-                    if not _all_finite(grads):
-                        what = "a gradient became NaN or inf"
-                        _stop(model, epoch_start_weights, epoch, batch, optimizer, what)
-                    optimizer.step()
-                    loss_sum += loss * len(index)
-                    n_correct += int(np.count_nonzero(Z.argmax(axis=1) == y_batch))
-                    bar.update()
+        for epoch in range(1, epochs + 1):
+            optimizer.learning_rate = learning_rate_at(epoch - 1)
+            bar.set_description(f"epoch {epoch}/{epochs}")
+            start_time = time.perf_counter()
+            row = {"epoch": epoch}
+            row["train_loss"], row["train_accuracy"], penalty = _train_one_epoch(
+                model, X, y, optimizer, batch_size, weight_decay, rng, epoch, bar
+            )
+            row["val_loss"], row["val_accuracy"] = None, None
+            if validation_data is not None:
+                row["val_loss"], row["val_accuracy"] = model.evaluate(X_val, y_val)
+            row["learning_rate"] = optimizer.learning_rate
+            row["seconds"] = time.perf_counter() - start_time
+            row["l2_penalty"] = penalty  # (lambda / 2) sum W^2 at the epoch's last step
+            history.append(row)
+            shown = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+            bar.set_postfix({key: f"{row[key]:.4f}" for key in shown if row[key] is not None})
+            if on_epoch_end is not None:
+                on_epoch_end(row)
 
-                row = {
-                    "epoch": epoch,
-                    "train_loss": loss_sum / len(X),
-                    "train_accuracy": n_correct / len(X),
-                    "val_loss": None,
-                    "val_accuracy": None,
-                    "learning_rate": optimizer.learning_rate,
-                    "seconds": 0.0,
-                    "l2_penalty": penalty,  # (lambda / 2) sum W^2 at the epoch's last step
-                }
-                if validation_data is not None:
-                    row["val_loss"], row["val_accuracy"] = model.evaluate(X_val, y_val)
-                row["seconds"] = time.perf_counter() - start_time
-                history.append(row)
-                shown = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-                bar.set_postfix({key: f"{row[key]:.4f}" for key in shown if row[key] is not None})
-                if on_epoch_end is not None:
-                    on_epoch_end(row)
-
-                if validation_data is not None:
-                    if row["val_loss"] < best_loss:
-                        best_loss, history.best_epoch = row["val_loss"], epoch
-                        epochs_without_improvement = 0
-                        if early_stopping_patience is not None:
-                            best_weights = model.get_weights()
-                    else:
-                        epochs_without_improvement += 1
-                    if (
-                        early_stopping_patience is not None
-                        and epochs_without_improvement >= early_stopping_patience
-                    ):
-                        history.stopped_early = epoch < epochs
-                        break
+            if validation_data is None:
+                continue
+            if row["val_loss"] < best_loss:
+                best_loss, history.best_epoch, epochs_without_improvement = (
+                    row["val_loss"],
+                    epoch,
+                    0,
+                )
+                if early_stopping_patience is not None:
+                    best_weights = model.get_weights()
+            else:
+                epochs_without_improvement += 1
+            if early_stopping_patience is not None:
+                if epochs_without_improvement >= early_stopping_patience:
+                    history.stopped_early = epoch < epochs
+                    break
     finally:
         bar.close()
     if best_weights is not None:
         model.set_weights(best_weights)
     return history
+
+
+def _train_one_epoch(
+    model: Model,
+    X: np.ndarray,
+    y: np.ndarray,
+    optimizer: Optimizer,
+    batch_size: int,
+    weight_decay: float,
+    rng: np.random.Generator,
+    epoch: int,
+    bar: tqdm,
+) -> tuple[float, float, float]:
+    """One pass over (X, y) in a new random order; returns mean loss, accuracy, L2 penalty."""
+    loss_function = model.loss_function
+    grads = [grad for _, grad in model.parameters()]
+    # Weights at the epoch's start: finite, the fallback if a step overflows them.
+    start_weights = model.get_weights()
+    loss_sum, n_correct, penalty = 0.0, 0, 0.0
+    # Overflow warnings are expected when training diverges; it is detected and reported below
+    # with a clearer message than NumPy's.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for batch, index in enumerate(minibatch_indices(len(X), batch_size, rng), start=1):
+            X_batch = model.prepare_input(X[index])  # (B, *input_shape), the model's dtype
+            y_batch = y[index]  # (B,)
+            Z = model.forward(X_batch, training=True)  # (B, C)
+            loss = loss_function.forward(Z, y_batch)
+            if not math.isfinite(loss):
+                what = f"the loss became {loss}"
+                _stop(model, start_weights, epoch, batch, optimizer, what)
+            model.backward(loss_function.backward())
+            penalty = model.apply_weight_decay(weight_decay)
+            if not _all_finite(grads):
+                what = "a gradient became NaN or inf"
+                _stop(model, start_weights, epoch, batch, optimizer, what)
+            optimizer.step()
+            loss_sum += loss * len(index)
+            n_correct += int(np.count_nonzero(Z.argmax(axis=1) == y_batch))
+            bar.update()
+    return loss_sum / len(X), n_correct / len(X), penalty
 
 
 def _stop(model, epoch_start_weights, epoch, batch, optimizer, what) -> None:

@@ -11,14 +11,14 @@ from mnist_nn.layers import Dense
 
 def test_numerical_gradient_of_known_function():
     x = np.array([[1.0, -2.0], [0.5, 3.0]])
-    grad = numerical_gradient(lambda: float(np.sum(x**3)), x)
+    grad = numerical_gradient(lambda x: float(np.sum(x**3)), x)
     assert np.allclose(grad, 3 * x**2, rtol=1e-8)
     assert np.array_equal(x, [[1.0, -2.0], [0.5, 3.0]])  # x restored
 
 
 def test_numerical_gradient_refuses_float32():
     with pytest.raises(ValueError, match="float64"):
-        numerical_gradient(lambda: 0.0, np.zeros(3, np.float32))
+        numerical_gradient(lambda x: 0.0, np.zeros(3, np.float32))
 
 
 def test_relative_error():

@@ -211,3 +211,29 @@ def test_progress_bar_can_be_turned_off(capsys):
     assert capsys.readouterr().err == ""
     fit(build_mlp([784, 8, 10]), IMAGES, LABELS, epochs=1, progress=True)
     assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_uint8_images_are_converted_one_batch_at_a_time(monkeypatch):
+    import mnist_nn.model as model_module
+
+    converted_rows = []
+    original = model_module.normalize
+
+    def spy(X, dtype=np.float32):
+        converted_rows.append(len(X))
+        return original(X, dtype)
+
+    monkeypatch.setattr(model_module, "normalize", spy)
+    model = build_mlp([784, 8, 10])
+    fit(
+        model,
+        IMAGES,
+        LABELS,
+        epochs=2,
+        batch_size=16,
+        progress=False,
+        validation_data=(IMAGES, LABELS),
+    )
+    model.predict(IMAGES, batch_size=20)
+    assert max(converted_rows) <= 64 and converted_rows.count(16) == 8
+    assert converted_rows[-4:] == [20, 20, 20, 4]
