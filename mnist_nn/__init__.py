@@ -54,6 +54,7 @@ from mnist_nn.tuning import (
     GridResults,
     cross_validate,
     grid_search,
+    refit,
     stratified_kfold,
 )
 
@@ -130,5 +131,6 @@ __all__ = [
     "GridResults",
     "cross_validate",
     "grid_search",
+    "refit",
     "stratified_kfold",
 ]

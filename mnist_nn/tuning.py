@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from mnist_nn.model import build_mlp, check_images, check_labels
+from mnist_nn.model import Model, build_mlp, check_images, check_labels
 from mnist_nn.optimizers import make_optimizer, make_schedule
 from mnist_nn.train import TrainConfig, TrainingDivergedError, fit
 
@@ -336,33 +336,63 @@ def _cross_validate_all(X, y, configs, k, seed, n_jobs, progress) -> list[CVResu
     return results
 
 
-def _train_fold(data, config: dict, fold: int, fold_seed: int) -> dict:
-    """Train a fresh model on all folds but `fold` and score it on `fold`."""
-    X, y, folds, n_classes = data
-    train_index, val_index = folds[fold]
-    init_seed, shuffle_seed = np.random.SeedSequence(fold_seed).generate_state(2)
-    model = build_mlp(
-        [int(np.prod(X.shape[1:])), *config["hidden_sizes"], n_classes],
+def refit(
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: Mapping | None = None,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    **overrides,
+) -> Model:
+    """A fresh network built and trained with `settings` (over DEFAULT_SETTINGS) on all of
+    (X, y): the last step of tuning, once cross-validation has chosen the settings.
+
+    The initial weights and the shuffling follow from `seed`. Raises TrainingDivergedError
+    like fit.
+    """
+    config = _check_settings({**(settings or {}), **overrides})
+    model = _build_model(config, np.shape(X)[1:], int(np.max(y)) + 1, seed)
+    _fit_settings(model, X, y, config, seed, progress)
+    return model
+
+
+def _build_model(config: dict, sample_shape, n_classes: int, seed: int) -> Model:
+    init_seed = np.random.SeedSequence(_as_seed(seed)).generate_state(2)[0]
+    return build_mlp(
+        [int(np.prod(sample_shape)), *config["hidden_sizes"], n_classes],
         activation=config["activation"],
         dropout=config["dropout"],
         seed=int(init_seed),
     )
+
+
+def _fit_settings(model: Model, X, y, config: dict, seed: int, progress: bool) -> None:
+    shuffle_seed = np.random.SeedSequence(_as_seed(seed)).generate_state(2)[1]
+    fit(
+        model,
+        X,
+        y,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        optimizer=config["optimizer"],
+        learning_rate=config["learning_rate"],
+        schedule=config["schedule"],
+        weight_decay=config["weight_decay"],
+        seed=int(shuffle_seed),
+        progress=progress,
+    )
+
+
+def _train_fold(data, config: dict, fold: int, fold_seed: int) -> dict:
+    """Train a fresh model on all folds but `fold`, as refit would, and score it on `fold`."""
+    X, y, folds, n_classes = data
+    train_index, val_index = folds[fold]
+    model = _build_model(config, X.shape[1:], n_classes, fold_seed)
     start = time.perf_counter()
     diverged = False
     try:
-        fit(
-            model,
-            X[train_index],
-            y[train_index],
-            epochs=config["epochs"],
-            batch_size=config["batch_size"],
-            optimizer=config["optimizer"],
-            learning_rate=config["learning_rate"],
-            schedule=config["schedule"],
-            weight_decay=config["weight_decay"],
-            seed=int(shuffle_seed),
-            progress=False,
-        )
+        _fit_settings(model, X[train_index], y[train_index], config, fold_seed, progress=False)
     except TrainingDivergedError:
         # A learning rate far too large is a legitimate (bad) candidate, not a crash: the fold
         # counts as diverged with an infinite loss, and the accuracy of the last finite weights

@@ -15,6 +15,7 @@ from mnist_nn.tuning import (
     GridResults,
     cross_validate,
     grid_search,
+    refit,
     stratified_kfold,
 )
 
@@ -175,3 +176,17 @@ def test_unknown_setting_and_bad_data_in_cross_validate(digits):
         cross_validate(X, y[:-1], FAST, k=2, progress=False)
     with pytest.raises(ValueError, match="n_jobs"):
         cross_validate(X, y, FAST, k=2, n_jobs=0, progress=False)
+
+
+def test_refit_trains_the_chosen_settings_on_all_data(digits):
+    X, y = digits
+    settings = {**FAST, "hidden_sizes": (16, 8), "learning_rate": 1e-2, "epochs": 5}
+    model = refit(X, y, settings, seed=3, progress=False)
+    again = refit(X, y, settings, seed=3, progress=False)
+    assert [layer.params["W"].shape for layer in model.layers if layer.params] == [
+        (784, 16),
+        (16, 8),
+        (8, 10),
+    ]
+    assert np.array_equal(model.predict_proba(X), again.predict_proba(X))
+    assert model.evaluate(X, y).accuracy > 0.5  # it learned something
