@@ -349,11 +349,13 @@ def refit(
     (X, y): the last step of tuning, once cross-validation has chosen the settings.
 
     The initial weights and the shuffling follow from `seed`. Raises TrainingDivergedError
-    like fit.
+    like fit. Like the cross-validation runs it uses one BLAS thread: products of this size
+    gain little from more, and lose several-fold when other processes share the cores.
     """
     config = _check_settings({**(settings or {}), **overrides})
     model = _build_model(config, np.shape(X)[1:], int(np.max(y)) + 1, seed)
-    _fit_settings(model, X, y, config, seed, progress)
+    with threadpool_limits(limits=1):
+        _fit_settings(model, X, y, config, seed, progress)
     return model
 
 
