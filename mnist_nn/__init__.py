@@ -28,6 +28,7 @@ from mnist_nn.datasets import (
     default_data_dir,
     load_dataset,
     load_mnist,
+    load_mnist_test_split,
 )
 from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from mnist_nn.idx import IDXError, read_idx, write_idx
@@ -44,6 +45,7 @@ from mnist_nn.preprocess import (
     normalize,
     one_hot,
     prepare_digit_image,
+    read_image,
     train_val_split,
 )
 from mnist_nn.synthetic import load_synthetic, make_synthetic_digits
@@ -87,6 +89,7 @@ __all__ = [
     "default_data_dir",
     "load_dataset",
     "load_mnist",
+    "load_mnist_test_split",
     "check_layer",
     "check_model",
     "numerical_gradient",
@@ -119,6 +122,7 @@ __all__ = [
     "normalize",
     "one_hot",
     "prepare_digit_image",
+    "read_image",
     "train_val_split",
     "load_synthetic",
     "make_synthetic_digits",

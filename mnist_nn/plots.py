@@ -211,6 +211,24 @@ def plot_predictions(images: np.ndarray, probabilities: np.ndarray) -> Figure:
     return figure
 
 
+def plot_prepared_images(originals: Sequence[np.ndarray], prepared: np.ndarray) -> Figure:
+    """Each picture as it was read, above the MNIST-style 28x28 input made from it."""
+    n_images = len(originals)
+    figure = Figure(figsize=(2.4 * n_images, 4.6))
+    axes = figure.subplots(2, n_images, squeeze=False)
+    for column, (original, digit) in enumerate(zip(originals, prepared, strict=True)):
+        original = np.asarray(original)
+        axes[0, column].imshow(original, cmap="gray" if original.ndim == 2 else None)
+        axes[0, column].set_title(f"file: {original.shape[1]}x{original.shape[0]} px", fontsize=9)
+        axes[1, column].imshow(np.asarray(digit).reshape(28, 28), cmap="gray")
+        axes[1, column].set_title("network input: 28x28", fontsize=9)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    return figure
+
+
 def plot_weight_images(W: np.ndarray, n_columns: int = 8) -> Figure:
     """First-layer weights (784, H): each hidden unit's 784 weights drawn as a 28x28 image.
 

@@ -150,20 +150,24 @@ def prepare_digit_image(image: np.ndarray) -> np.ndarray:
     return np.round(canvas * 255).astype(np.uint8)
 
 
-def load_digit_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a PNG or JPEG of one digit and return it as an MNIST-style (28, 28) uint8 input."""
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The pixels of a PNG or JPEG file as they are: (H, W), (H, W, 3) or (H, W, 4) uint8."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}; check the path")
     try:
         with Image.open(path) as picture:
             picture.load()
-            image = np.asarray(picture.convert("RGBA") if picture.mode == "P" else picture)
+            return np.asarray(picture.convert("RGBA") if picture.mode == "P" else picture)
     except (OSError, ValueError) as error:
         raise ValueError(
             f"could not read {path} as an image ({error}); save the digit as PNG or JPEG"
         ) from None
-    return prepare_digit_image(image)
+
+
+def load_digit_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a PNG or JPEG of one digit and return it as an MNIST-style (28, 28) uint8 input."""
+    return prepare_digit_image(read_image(path))
 
 
 def _to_grayscale(image: np.ndarray) -> np.ndarray:

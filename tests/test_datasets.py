@@ -24,6 +24,7 @@ from mnist_nn.datasets import (
     default_data_dir,
     load_dataset,
     load_mnist,
+    load_mnist_test_split,
 )
 from mnist_nn.idx import IDXError, write_idx
 
@@ -306,3 +307,28 @@ def test_bad_arguments_are_value_errors(tmp_path):
         load_mnist(tmp_path, split="validation")
     with pytest.raises(ValueError, match="fashion-mnist"):
         load_mnist(tmp_path, dataset="kmnist")
+
+
+def test_mnist_test_split_uses_only_the_test_file(tmp_path):
+    arrays = tiny_arrays()
+    # The two test files only (decompressed: no published checksum to compare), as on a machine
+    # that cannot get the training files.
+    for key, name in zip(KEYS[2:], UNZIPPED[2:], strict=True):
+        write_idx(tmp_path / name, arrays[key])
+    (X_train, y_train), (X_test, y_test) = load_mnist_test_split(tmp_path, n_train=5, seed=3)
+    assert X_train.shape == (5, 28, 28) and X_test.shape == (3, 28, 28)
+    # Together the two parts are exactly the test file's images, each once, labels kept.
+    X_all, y_all = np.concatenate([X_train, X_test]), np.concatenate([y_train, y_test])
+    order = [
+        int(np.flatnonzero((arrays["test-images"] == image).all(axis=(1, 2)))[0]) for image in X_all
+    ]
+    assert sorted(order) == list(range(8))
+    np.testing.assert_array_equal(y_all, arrays["test-labels"][order])
+    again = load_dataset("mnist-test-split", tmp_path, split="train", n_train=5, seed=3)
+    np.testing.assert_array_equal(again[0], X_train)
+    other_seed = load_mnist_test_split(tmp_path, n_train=5, seed=4)[0][0]
+    assert not np.array_equal(other_seed, X_train)
+    with pytest.raises(ValueError, match="n_train"):
+        load_mnist_test_split(tmp_path, n_train=8)
+    with pytest.raises(DatasetNotFoundError):
+        load_mnist_test_split(tmp_path / "empty", download=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_nn.preprocess import load_digit_image, prepare_digit_image
+from mnist_nn.preprocess import load_digit_image, prepare_digit_image, read_image
 
 
 def dark_seven_on_white(height: int = 120, width: int = 90) -> np.ndarray:
@@ -74,3 +74,12 @@ def test_missing_and_unreadable_files(tmp_path):
     not_an_image.write_text("this is text, not a picture")
     with pytest.raises(ValueError, match="PNG or JPEG"):
         load_digit_image(not_an_image)
+
+
+def test_read_image_gives_the_pixels_as_they_are(tmp_path):
+    page = (dark_seven_on_white() * 255).astype(np.uint8)
+    rgb = np.stack([page, page // 2, 255 - page], axis=2)
+    Image.fromarray(rgb).save(tmp_path / "seven.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "seven.png"), rgb)
+    with pytest.raises(FileNotFoundError, match="no image file"):
+        read_image(tmp_path / "nothing.png")

@@ -81,6 +81,18 @@ def test_other_plots_build(digits, tmp_path):
     assert plots.plot_comparison([1e-3, 1e-2], [0.9, 0.95], "learning rate", log_x=True).axes
 
 
+def test_plot_prepared_images_shows_each_picture_above_its_input(digits):
+    images, _ = digits
+    originals = [np.zeros((60, 40), dtype=np.uint8), np.zeros((30, 50, 3), dtype=np.uint8)]
+    figure = plots.plot_prepared_images(originals, images[:2])
+    assert len(figure.axes) == 4
+    assert figure.axes[0].get_title() == "file: 40x60 px"  # width x height, like image viewers
+    assert figure.axes[1].get_title() == "file: 50x30 px"
+    assert figure.axes[3].get_images()[0].get_array().shape == (28, 28)
+    with pytest.raises(ValueError):
+        plots.plot_prepared_images(originals, images[:3])
+
+
 def tuning_rows(grid: dict, accuracy) -> list[dict]:
     """Rows as GridResults.to_rows() gives them, with made-up scores: accuracy(settings) -> mean."""
     import itertools
