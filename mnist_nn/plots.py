@@ -218,7 +218,10 @@ def plot_prepared_images(originals: Sequence[np.ndarray], prepared: np.ndarray) 
     axes = figure.subplots(2, n_images, squeeze=False)
     for column, (original, digit) in enumerate(zip(originals, prepared, strict=True)):
         original = np.asarray(original)
-        axes[0, column].imshow(original, cmap="gray" if original.ndim == 2 else None)
+        if original.ndim == 2:  # grayscale: show the true levels, not stretched to black/white
+            axes[0, column].imshow(original, cmap="gray", vmin=0, vmax=_white_level(original))
+        else:
+            axes[0, column].imshow(original)
         axes[0, column].set_title(f"file: {original.shape[1]}x{original.shape[0]} px", fontsize=9)
         axes[1, column].imshow(np.asarray(digit).reshape(28, 28), cmap="gray")
         axes[1, column].set_title("network input: 28x28", fontsize=9)
@@ -227,6 +230,10 @@ def plot_prepared_images(originals: Sequence[np.ndarray], prepared: np.ndarray) 
         axis.set_yticks([])
     figure.tight_layout()
     return figure
+
+
+def _white_level(image: np.ndarray) -> float:
+    return float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 1.0
 
 
 def plot_weight_images(W: np.ndarray, n_columns: int = 8) -> Figure:
