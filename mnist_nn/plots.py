@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 # Figures are built with Figure() rather than pyplot, so nothing piles up in pyplot's global
 # list of open figures; Jupyter still shows a returned Figure inline.
@@ -117,6 +118,7 @@ def plot_history(history) -> Figure:
         if validation is not None:
             axis.plot(epochs, validation, marker="o", label="validation")
         axis.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()

@@ -46,6 +46,9 @@ def test_plot_history_with_and_without_validation():
     figure = plots.plot_history(history)
     assert [len(axis.lines) for axis in figure.axes] == [2, 2]
     np.testing.assert_array_equal(figure.axes[0].lines[1].get_ydata(), [1.1, 0.7])
+    figure.canvas.draw()
+    ticks = [tick.get_text() for tick in figure.axes[0].get_xticklabels() if tick.get_text()]
+    assert all(text.lstrip("−-").isdigit() for text in ticks), ticks  # whole epochs only
 
 
 def test_plot_confusion_matrix_writes_every_count():
