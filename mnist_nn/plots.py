@@ -53,6 +53,7 @@ def plot_class_counts(labels: np.ndarray, class_names: Sequence[str] | None = No
     bars = axis.bar(names, counts, color="steelblue")
     axis.bar_label(bars, fontsize=8)
     axis.set(xlabel="class", ylabel="samples", title="Samples per class")
+    _tilt_long_names(axis, names)
     figure.tight_layout()
     return figure
 
@@ -144,6 +145,7 @@ def plot_confusion_matrix(
     axis.set_xticks(range(len(names)), names)
     axis.set_yticks(range(len(names)), names)
     axis.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    _tilt_long_names(axis, names)
     figure.tight_layout()
     return figure
 
@@ -160,6 +162,7 @@ def plot_per_class_accuracy(
     axis.bar_label(bars, fmt="%.1f", fontsize=8)
     axis.set_ylim(max(0.0, 100 * per_class.min() - 10), 100)
     axis.set(xlabel="class", ylabel="accuracy (%)", title="Accuracy per class")
+    _tilt_long_names(axis, names)
     figure.tight_layout()
     return figure
 
@@ -422,6 +425,15 @@ _SCORE_KEYS = (
     "seconds",
     "n_diverged",
 )
+
+
+def _tilt_long_names(axis, names: Sequence[str]) -> None:
+    """Class names longer than a digit (e.g. Fashion-MNIST's) are tilted so they don't overlap."""
+    if max(len(str(name)) for name in names) > 2:
+        axis.tick_params(axis="x", labelrotation=45)
+        for label in axis.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
 
 
 def _result_rows(results) -> list[dict]:

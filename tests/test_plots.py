@@ -56,6 +56,11 @@ def test_plot_confusion_matrix_writes_every_count():
     figure = plots.plot_confusion_matrix(matrix)
     texts = [text.get_text() for text in figure.axes[0].texts]
     assert texts == [str(value) for value in range(100)]
+    assert figure.axes[0].get_xticklabels()[0].get_rotation() == 0  # digits stay upright
+    names = "T-shirt Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag Boot".split()
+    figure = plots.plot_confusion_matrix(matrix, names)
+    labels = figure.axes[0].get_xticklabels()
+    assert [label.get_text() for label in labels] == names and labels[0].get_rotation() == 45
 
 
 def test_plot_misclassified_shows_most_confident_mistakes_first(digits):
