@@ -349,7 +349,9 @@ def _how_to_place(spec: DatasetSpec, folder: Path) -> str:
         f"To place the {spec.name} files by hand (e.g. on an offline machine), download these "
         f"four files elsewhere and copy them into that folder, .gz or decompressed:\n{names}\n"
         "Or pass data_dir= or set MNIST_NN_DATA to a folder that holds them. "
-        'For an offline demo without MNIST, use load_dataset("synthetic").'
+        'With only MNIST\'s two test files, load_dataset("mnist-test-split") splits them into '
+        "training and test digits. For an offline demo without MNIST, use "
+        'load_dataset("synthetic").'
     )
 
 
