@@ -16,7 +16,6 @@ from mnist_nn.model import Model, check_images, check_labels
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import minibatch_indices
 
-
 # A small network's matrix products (784x128 weights, batches of 128) finish too soon for a second
 # BLAS thread to pay for handing work over, and on a busy machine the threads wait for each other:
 # up to parameters this many, training runs on one BLAS thread (measured with mnist_nn bench).
