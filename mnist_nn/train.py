@@ -9,17 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from mnist_nn.model import Model, check_images, check_labels
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import minibatch_indices
-
-# A small network's matrix products (784x128 weights, batches of 128) finish too soon for a second
-# BLAS thread to pay for handing work over, and on a busy machine the threads wait for each other:
-# up to parameters this many, training runs on one BLAS thread (measured with mnist_nn bench).
-ONE_THREAD_UP_TO_PARAMS = 250_000
 
 
 class TrainingDivergedError(ArithmeticError):
@@ -190,7 +184,6 @@ def fit(
         learning_rate_at = make_schedule(schedule, optimizer.learning_rate, n_epochs=epochs)
 
     history = History(config)
-    blas_threads = 1 if model.n_params <= ONE_THREAD_UP_TO_PARAMS else None  # None: no limit
     rng = np.random.default_rng(seed)
     best_loss, best_weights, epochs_without_improvement = math.inf, None, 0
     n_batches = math.ceil(len(X) / batch_size)
@@ -201,10 +194,9 @@ def fit(
             bar.set_description(f"epoch {epoch}/{epochs}")
             start_time = time.perf_counter()
             row = {"epoch": epoch}
-            with threadpool_limits(limits=blas_threads):
-                row["train_loss"], row["train_accuracy"], penalty = _train_one_epoch(
-                    model, X, y, optimizer, batch_size, weight_decay, rng, epoch, bar
-                )
+            row["train_loss"], row["train_accuracy"], penalty = _train_one_epoch(
+                model, X, y, optimizer, batch_size, weight_decay, rng, epoch, bar
+            )
             row["val_loss"], row["val_accuracy"] = None, None
             if validation_data is not None:
                 row["val_loss"], row["val_accuracy"] = model.evaluate(X_val, y_val)
