@@ -1,0 +1,245 @@
+"""The command line, end to end on small offline IDX files: download, train, evaluate, predict and
+bench, --help, and one-line errors with a non-zero exit code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_nn import cli, load_model, write_idx
+from mnist_nn.datasets import MNIST
+from mnist_nn.synthetic import load_synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A data folder holding a small MNIST look-alike in the four IDX files (checksums differ)."""
+    folder = tmp_path_factory.mktemp("data")
+    (X_train, y_train), (X_test, y_test) = load_synthetic(n_train=600, n_test=200, seed=0)
+    arrays = {
+        "train-images": X_train,
+        "train-labels": y_train,
+        "test-images": X_test,
+        "test-labels": y_test,
+    }
+    for key, array in arrays.items():
+        write_idx(folder / MNIST.files[key].name.removesuffix(".gz"), array.astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory) -> Path:
+    """A model trained by the train command, shared by the evaluate and predict tests."""
+    out = tmp_path_factory.mktemp("runs") / "mlp.npz"
+    code = cli.main(
+        ["train", "--data-dir", str(data_dir), "--hidden", "32", "--epochs", "3", "--out", str(out)]
+    )
+    assert code == 0
+    return out
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0
+    assert len(lines) == 1, f"expected one error line, got {lines}"
+    assert "error" in lines[0] and "Traceback" not in err
+    for word in words:
+        assert word in lines[0]
+
+
+def test_download_finds_files_already_in_place(data_dir, capsys):
+    code, out, _ = run_main(["download", "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    assert "600 training and 200 test images" in out and str(data_dir) in out
+
+
+def test_download_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    from mnist_nn import datasets
+
+    def offline(spec, remote, folder, progress, timeout):
+        raise datasets.DatasetNotFoundError(f"Could not download {remote.name}. Tried:\n  ...")
+
+    monkeypatch.setattr(datasets, "_download", offline)
+    code, _, err = run_main(["download", "--data-dir", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "Could not download")
+
+
+def test_train_writes_model_and_learning_curves(trained, capsys):
+    assert trained.is_file() and trained.with_suffix(".png").is_file()
+    model = load_model(trained)
+    assert [layer.n_outputs for layer in model.layers if hasattr(layer, "n_outputs")] == [32, 10]
+
+
+def test_train_prints_one_line_per_epoch_and_test_accuracy(data_dir, tmp_path, capsys):
+    out_path = tmp_path / "m.npz"
+    code, out, _ = run_main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--optimizer",
+            "momentum",
+            "--dropout",
+            "0.1",
+            "--l2",
+            "1e-4",
+            "--out",
+            str(out_path),
+        ],
+        capsys,
+    )
+    assert code == 0
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and "val loss" in epoch_lines[0]
+    assert "test accuracy" in out and str(out_path) in out
+
+
+def test_ctrl_c_keeps_the_best_model_so_far(data_dir, tmp_path, monkeypatch, capsys):
+    from mnist_nn import train
+
+    real_fit = train.fit
+
+    def fit_interrupted_after_two_epochs(*args, on_epoch_end, **kwargs):
+        def callback(row):
+            on_epoch_end(row)
+            if row["epoch"] == 2:
+                raise KeyboardInterrupt
+
+        return real_fit(*args, on_epoch_end=callback, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_interrupted_after_two_epochs)
+    out_path = tmp_path / "m.npz"
+    code, out, err = run_main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--hidden",
+            "16",
+            "--epochs",
+            "50",
+            "--out",
+            str(out_path),
+        ],
+        capsys,
+    )
+    assert code == cli.EXIT_INTERRUPTED
+    assert "interrupted" in err and "Traceback" not in err
+    assert load_model(out_path).n_params > 0 and out_path.with_suffix(".png").is_file()
+    assert "test accuracy" in out
+
+
+def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(trained, data_dir, capsys):
+    code, out, _ = run_main(["evaluate", str(trained), "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    assert "test accuracy" in out and "confusion matrix" in out
+    model = load_model(trained)
+    (X_test, y_test) = load_synthetic(n_train=600, n_test=200, seed=0)[1]
+    expected = model.evaluate(X_test, y_test).accuracy
+    assert f"test accuracy {expected:.2%}" in out
+    table = out.split("predicted):\n")[1].splitlines()
+    counts = np.array([[int(value) for value in row.split()[1:]] for row in table[1:]])
+    assert counts.shape == (10, 10) and counts.sum() == 200
+
+
+def test_predict_gives_digit_and_top_three(trained, capsys):
+    images = [EXAMPLES / "digit-3.png", EXAMPLES / "digit-7.jpg"]
+    code, out, _ = run_main(["predict", str(trained), *map(str, images)], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    for line, image in zip(lines, images, strict=True):
+        assert line.startswith(f"{image}: ")
+        assert line.count("%") == 3
+
+
+def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
+    code, out, err = run_main(["predict", str(trained), str(tmp_path / "nope.png")], capsys)
+    assert_one_line_error(code, err, "nope.png")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["evaluate", "missing.npz"], ["missing.npz"]),
+        (["train", "--epochs", "0"], ["--epochs"]),
+        (["train", "--hidden", "0"], ["--hidden"]),
+        (["train", "--val-fraction", "1.5"], ["--val-fraction"]),
+        (["train", "--optimizer", "rmsprop"], ["rmsprop"]),
+        (["train", "--epochs", "many"], ["many"]),
+        (["train", "--model", "transformer"], ["transformer"]),
+        (["frobnicate"], ["frobnicate"]),
+        ([], ["required"]),
+    ],
+)
+def test_bad_arguments_and_missing_files_give_one_line(args, words, capsys):
+    try:
+        code = cli.main(args)
+    except SystemExit as stop:  # argparse's own usage errors
+        code = stop.code
+    assert_one_line_error(code, capsys.readouterr().err, *words)
+
+
+def test_damaged_model_file_is_one_line(tmp_path, data_dir, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    code, _, err = run_main(["evaluate", str(bad), "--data-dir", str(data_dir)], capsys)
+    assert_one_line_error(code, err, "bad.npz")
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["download"], ["train"], ["evaluate"], ["predict"], ["bench"]]
+)
+def test_help_everywhere(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*command, "--help"])
+    assert stop.value.code == 0
+    assert "usage: python -m mnist_nn" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs_and_errors_without_traceback(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "mnist_nn", "evaluate", str(tmp_path / "none.npz")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert_one_line_error(completed.returncode, completed.stderr, "none.npz")
+
+
+def test_bench_tiny_mode_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code, out, _ = run_main(["bench", "--tiny", "--no-torch", "--json", str(path)], capsys)
+    assert code == 0
+    results = json.loads(path.read_text())
+    (case,) = results["cases"]
+    ours = case["frameworks"]["mnist_nn"]
+    assert ours["median_epoch_seconds"] > 0 and 0.0 <= ours["test_accuracy"][0] <= 1.0
+    assert ours["peak_rss_mb"] > 0 and results["gemm_peak_gflops"] > 0
+    assert "| 784-32-16-10 momentum b128 |" in out
+
+
+def test_bench_flop_count_matches_the_layer_products():
+    from mnist_nn.bench import BenchCase
+
+    # forward 784*8 + 8*10; backward dW for both layers, dX only for the second
+    case = BenchCase((8,), "adam", 32)
+    assert case.flops_per_sample() == 2 * (2 * (784 * 8 + 8 * 10) + 8 * 10)
