@@ -25,7 +25,9 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def im2col(X: np.ndarray, kernel_size: int, stride: int = 1) -> np.ndarray:
+def im2col(
+    X: np.ndarray, kernel_size: int, stride: int = 1, out: np.ndarray | None = None
+) -> np.ndarray:
     """Every K x K window of X as one row.
 
     X (N, H, W, C), channels last and already padded -> cols (N*OH*OW, K*K*C), where
@@ -39,6 +41,10 @@ def im2col(X: np.ndarray, kernel_size: int, stride: int = 1) -> np.ndarray:
     channel those runs would be only K long, so cols is stored column by column instead (a
     transposed view of a (K*K, N*OH*OW) array): one kernel offset's values, row after row of
     the image, are then contiguous runs of OW.
+
+    out: optionally a contiguous array with exactly N*OH*OW*K*K*C entries to write into, so a
+    layer can reuse one buffer from batch to batch instead of allocating (and page-faulting in)
+    tens of megabytes each time.
     """
     N, H, W, C = X.shape
     K = kernel_size
@@ -50,11 +56,13 @@ def im2col(X: np.ndarray, kernel_size: int, stride: int = 1) -> np.ndarray:
         strides=(sN, stride * sH, stride * sW, sH, sW, sC),
         writeable=False,
     )
+    if out is None:
+        out = np.empty(windows.size, dtype=X.dtype)
     if C > 1:
-        return windows.reshape(N * OH * OW, K * K * C)
-    cols_T = np.empty((K, K, C, N, OH, OW), dtype=X.dtype)
-    np.copyto(cols_T, windows.transpose(3, 4, 5, 0, 1, 2))
-    return cols_T.reshape(K * K * C, N * OH * OW).T
+        np.copyto(out.reshape(windows.shape), windows)
+        return out.reshape(N * OH * OW, K * K * C)
+    np.copyto(out.reshape(K, K, C, N, OH, OW), windows.transpose(3, 4, 5, 0, 1, 2))
+    return out.reshape(K * K * C, N * OH * OW).T
 
 
 def col2im(
@@ -137,6 +145,14 @@ class Conv2D(Layer):
         self.padded_shape: tuple[int, int, int, int] | None = None
         self.input_hw: tuple[int, int] | None = None
         self._padded: np.ndarray | None = None  # reused zero-bordered input buffer
+        self._buffers: dict[str, np.ndarray] = {}  # reused im2col and col2im matrices
+
+    def _buffer(self, name: str, size: int, dtype: np.dtype) -> np.ndarray:
+        """A reused 1-D scratch array of `size` entries (grown when a batch needs more)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(size, dtype=dtype)
+        return buffer[:size]
 
     def _pad(self, X_nhwc: np.ndarray) -> np.ndarray:
         """X (N, H, W, C) -> (N, H + 2P, W + 2P, C) with a zero border, in a reused buffer.
@@ -173,8 +189,9 @@ class Conv2D(Layer):
         chunk = N if training or N <= INFERENCE_CHUNK else INFERENCE_CHUNK
         for start in range(0, N, chunk):
             X_pad = self._pad(X_nhwc[start : start + chunk])  # (n, H + 2P, W + 2P, C)
-            cols = im2col(X_pad, K, self.stride)  # (n*OH*OW, K*K*C)
             Z_rows = Z[start : start + chunk].reshape(-1, F)  # (n*OH*OW, F), a view
+            cols_buffer = self._buffer("cols", len(Z_rows) * K * K * C, X_pad.dtype)
+            cols = im2col(X_pad, K, self.stride, out=cols_buffer)  # (n*OH*OW, K*K*C)
             np.matmul(cols, W_mat, out=Z_rows)
             Z_rows += self.params["b"]
         # Keep the columns for backward only when they cover the whole batch.
@@ -197,7 +214,8 @@ class Conv2D(Layer):
             return None
         # (K*K, F, C): the filters' weights at each kernel offset (p, q).
         W_offsets = self.params["W"].transpose(2, 3, 0, 1).reshape(K * K, F, C)
-        dcols = np.matmul(dZ, W_offsets)  # (K*K, N*OH*OW, C), one product per offset
+        dcols = self._buffer("dcols", K * K * len(dZ) * C, dZ.dtype).reshape(K * K, len(dZ), C)
+        np.matmul(dZ, W_offsets, out=dcols)  # (K*K, N*OH*OW, C), one product per offset
         dX_pad = col2im(dcols, self.padded_shape, K, self.stride)  # (N, H + 2P, W + 2P, C)
         P, (H, W) = self.padding, self.input_hw
         return dX_pad[:, P : P + H, P : P + W, :].transpose(0, 3, 1, 2)  # (N, C, H, W)
