@@ -5,7 +5,9 @@ pool -> dense 10) with Adam (learning rate 1e-3) and the same batch size, on the
 images held in memory: each epoch shuffles indices, gathers a batch and scales it to float32.
 The two are timed in alternation, one epoch each per round (the order flips every round), so
 load from other programs on the machine hits both alike; the ratio per round and the median
-ratio are what to read, not the seconds. torch is imported here only, never by the package.
+ratio are what to read, not the seconds. On a shared machine `--threads 1` gives steadier
+ratios: two spinning thread pools on two busy cores time mostly the waiting. torch is imported
+here only, never by the package.
 
     python benchmarks/bench_cnn.py                          # Fashion-MNIST, 60,000 images
     python benchmarks/bench_cnn.py --dataset synthetic --rounds 5
@@ -19,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import mnist_nn as nn
 
@@ -64,7 +66,16 @@ def main() -> None:
     parser.add_argument("--padding", type=int, default=2, help="conv padding (build_cnn: 2)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both sides (BLAS and torch); default: each library's own default",
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        threadpool_limits(args.threads)
+        torch.set_num_threads(args.threads)
 
     if args.dataset == "synthetic":
         (X, y), _ = nn.load_synthetic(n_train=args.n_images, n_test=1, seed=args.seed)
