@@ -3,7 +3,7 @@ MaxPool2D and Flatten, with the same Layer interface as Dense.
 
 Shapes are (N, C, H, W) everywhere, as in the equations. In memory, Conv2D and MaxPool2D keep
 the channels last (N, H, W, C) and return a transposed view with the (N, C, H, W) shape: then
-each im2col row is made of contiguous runs of C values, the convolution is a single
+each im2col row is copied in contiguous runs of K*C values, the convolution is a single
 (N*OH*OW, K*K*C) x (K*K*C, F) product whose result already is the output, and no large array is
 ever transposed. Any memory layout gives the same numbers; NumPy follows the strides.
 """
@@ -16,8 +16,9 @@ from numpy.lib.stride_tricks import as_strided
 from mnist_nn.layers import Layer, register_layer
 
 # At inference a large input goes through im2col this many samples at a time, so predict and
-# evaluate on 10,000 images never build a multi-gigabyte column matrix.
-INFERENCE_CHUNK = 256
+# evaluate on 10,000 images never build a multi-gigabyte column matrix; the same size as fit's
+# default batch, so the reused buffers never grow beyond what training needs.
+INFERENCE_CHUNK = 128
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
