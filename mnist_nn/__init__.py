@@ -19,6 +19,7 @@ from mnist_nn.activations import (
     tanh,
     tanh_derivative,
 )
+from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, im2col
 from mnist_nn.datasets import (
     ChecksumWarning,
     DatasetNotFoundError,
@@ -35,7 +36,7 @@ from mnist_nn.idx import IDXError, read_idx, write_idx
 from mnist_nn.layers import LAYER_TYPES, Dense, Dropout, Layer, register_layer
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
-from mnist_nn.model import Evaluation, Model, build_mlp, load_model
+from mnist_nn.model import Evaluation, Model, build_cnn, build_mlp, load_model
 from mnist_nn.optimizers import SGD, Adam, Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import (
     flatten,
@@ -81,6 +82,11 @@ __all__ = [
     "leaky_relu_derivative",
     "sigmoid_derivative",
     "tanh_derivative",
+    "Conv2D",
+    "Flatten",
+    "MaxPool2D",
+    "col2im",
+    "im2col",
     "ChecksumWarning",
     "DatasetNotFoundError",
     "DatasetSpec",
@@ -108,6 +114,7 @@ __all__ = [
     "precision_recall",
     "Evaluation",
     "Model",
+    "build_cnn",
     "build_mlp",
     "load_model",
     "SGD",

@@ -1,5 +1,6 @@
 """The network: a list of layers run forward in order and backward in reverse, with predict,
-evaluate, summary and save/load to one .npz file. build_mlp makes a multilayer perceptron."""
+evaluate, summary and save/load to one .npz file. build_mlp makes a multilayer perceptron,
+build_cnn a small convolutional network."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mnist_nn.activations import ACTIVATIONS, Softmax, make_activation
+from mnist_nn.activations import ACTIVATIONS, ReLU, Softmax, make_activation
+from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
 from mnist_nn.layers import LAYER_TYPES, Dense, Dropout, Layer
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.preprocess import normalize
@@ -400,3 +402,38 @@ def build_mlp(
             layers.append(Dropout(dropout, seed=int(rng.integers(2**31))))
     layers.append(Dense(sizes[-2], sizes[-1], init="glorot", seed=rng, dtype=dtype))
     return Model(layers, input_shape=(sizes[0],))
+
+
+def build_cnn(
+    input_shape: Sequence[int] = (1, 28, 28),
+    n_filters: Sequence[int] = (16, 32),
+    kernel_size: int = 5,
+    padding: int = 2,
+    n_classes: int = 10,
+    seed: int = 0,
+    dtype: str | type = np.float32,
+) -> Model:
+    """A small LeNet-like convolutional network: for each entry of n_filters a block
+    Conv2D(kernel_size, padding) -> ReLU -> MaxPool2D(2), then Flatten -> Dense(n_classes).
+
+    The defaults give conv 5x5x16 -> pool -> conv 5x5x32 -> pool -> dense 10 on (1, 28, 28)
+    images: (16, 28, 28) -> (16, 14, 14) -> (32, 14, 14) -> (32, 7, 7) -> 1568 -> 10. Images
+    come in as (N, 28, 28) or (N, 784), uint8 or scaled floats, like for build_mlp. Conv layers
+    use He init; the output layer Glorot. All weights follow from `seed`.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape}")
+    C = int(input_shape[0])
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = []
+    for n_out in n_filters:
+        layers.append(Conv2D(C, n_out, kernel_size, padding=padding, seed=rng, dtype=dtype))
+        layers += [ReLU(), MaxPool2D(2)]
+        C = int(n_out)
+    layers.append(Flatten())
+    shape = tuple(input_shape)
+    for layer in layers:  # raises a clear error if the images are too small for the blocks
+        shape = layer.output_shape(shape)
+    (n_features,) = shape
+    layers.append(Dense(n_features, n_classes, init="glorot", seed=rng, dtype=dtype))
+    return Model(layers, input_shape=input_shape)

@@ -262,6 +262,42 @@ def plot_weight_images(W: np.ndarray, n_columns: int = 8) -> Figure:
     return figure
 
 
+def plot_filters(W: np.ndarray, n_columns: int = 8) -> Figure:
+    """Convolution filters W (F, C, K, K), e.g. Conv2D.params["W"]: each filter's K x K weights
+    for input channel 0 as a small image, red positive and blue negative, one color scale."""
+    W = np.asarray(W)
+    if W.ndim != 4:
+        raise ValueError(f"filters must have shape (F, C, K, K), got {W.shape}")
+    return _image_grid(W[:, 0], n_columns, "filter", "Learned filters", "coolwarm", symmetric=True)
+
+
+def plot_feature_maps(maps: np.ndarray, n_columns: int = 8, title: str = "Feature maps") -> Figure:
+    """One image's feature maps (F, H, W), e.g. a Conv2D or ReLU output for a single digit:
+    where in the picture each filter responds."""
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"feature maps must have shape (F, H, W) for one image, got {maps.shape}")
+    return _image_grid(maps, n_columns, "map", title, "viridis", symmetric=False)
+
+
+def _image_grid(images, n_columns, label, title, cmap, symmetric) -> Figure:
+    n_images = len(images)
+    n_columns = min(n_columns, n_images)
+    n_rows = int(np.ceil(n_images / n_columns))
+    limit = float(np.abs(images).max()) or 1.0
+    low, high = (-limit, limit) if symmetric else (float(images.min()), float(images.max()))
+    figure = Figure(figsize=(1.3 * n_columns, 1.3 * n_rows + 0.4))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_axis_off()
+        if index < n_images:
+            axis.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
+            axis.set_title(f"{label} {index}", fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def plot_comparison(
     values: Sequence, scores: Sequence[float], name: str, log_x: bool = False
 ) -> Figure:

@@ -169,3 +169,21 @@ def test_grid_heatmap_cells_and_best_outline():
     assert outline.get_xy() == (-0.5, 0.5)  # the best cell: batch 32, learning rate 0.01
     with pytest.raises(ValueError, match="another setting varies"):
         plots.plot_grid_heatmap(rows + [{**rows[0], "epochs": 9}], x="batch_size")
+
+
+def test_conv_filter_and_feature_map_plots():
+    from mnist_nn.model import build_cnn
+
+    model = build_cnn(seed=0)
+    figure = plots.plot_filters(model.layers[0].params["W"])
+    images = [axis.get_images() for axis in figure.axes]
+    assert sum(len(found) for found in images) == 16
+    assert next(found for found in images if found)[0].get_array().shape == (5, 5)
+    X = model.prepare_input(np.zeros((1, 1, 28, 28), np.uint8) + 200)
+    maps = model.layers[1].forward(model.layers[0].forward(X))[0]  # (16, 28, 28)
+    figure = plots.plot_feature_maps(maps, title="After ReLU")
+    assert [text.get_text() for text in figure.texts] == ["After ReLU"]  # the suptitle
+    with pytest.raises(ValueError, match="one image"):
+        plots.plot_feature_maps(maps[None])
+    with pytest.raises(ValueError, match=r"\(F, C, K, K\)"):
+        plots.plot_filters(np.zeros((4, 5, 5)))

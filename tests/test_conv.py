@@ -1,0 +1,305 @@
+"""Conv2D, MaxPool2D, Flatten and build_cnn: agreement with naive loop versions, gradient checks,
+memory layouts, save/load, bad input, and learning synthetic digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mnist_nn.conv as conv
+from mnist_nn.activations import ReLU
+from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, im2col
+from mnist_nn.gradcheck import check_layer, check_model
+from mnist_nn.layers import LAYER_TYPES, Dense
+from mnist_nn.model import Model, build_cnn, load_model
+from mnist_nn.synthetic import load_synthetic
+from mnist_nn.train import fit
+
+rng = np.random.default_rng(0)
+
+
+# Naive references: one loop per index, written straight from the equations.
+
+
+def naive_conv_forward(X, W, b, stride, padding):
+    N, C, H, Wd = X.shape
+    F, _, K, _ = W.shape
+    X_pad = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    OH, OW = (H + 2 * padding - K) // stride + 1, (Wd + 2 * padding - K) // stride + 1
+    Z = np.zeros((N, F, OH, OW))
+    for n in range(N):
+        for f in range(F):
+            for i in range(OH):
+                for j in range(OW):
+                    total = b[f]
+                    for c in range(C):
+                        for p in range(K):
+                            for q in range(K):
+                                total += W[f, c, p, q] * X_pad[n, c, i * stride + p, j * stride + q]
+                    Z[n, f, i, j] = total
+    return Z
+
+
+def naive_conv_backward(X, W, dout, stride, padding):
+    N, C, H, Wd = X.shape
+    F, _, K, _ = W.shape
+    X_pad = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    dX_pad, dW, db = np.zeros_like(X_pad), np.zeros_like(W), np.zeros(F)
+    for n in range(N):
+        for f in range(F):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    g = dout[n, f, i, j]
+                    db[f] += g
+                    for c in range(C):
+                        for p in range(K):
+                            for q in range(K):
+                                y, x = i * stride + p, j * stride + q
+                                dW[f, c, p, q] += g * X_pad[n, c, y, x]
+                                dX_pad[n, c, y, x] += g * W[f, c, p, q]
+    return dX_pad[:, :, padding : padding + H, padding : padding + Wd], dW, db
+
+
+def naive_maxpool(X, dout, S):
+    N, C, H, W = X.shape
+    out = np.zeros((N, C, H // S, W // S))
+    dX = np.zeros_like(X)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H // S):
+                for j in range(W // S):
+                    window = X[n, c, i * S : i * S + S, j * S : j * S + S]
+                    p, q = np.unravel_index(np.argmax(window), window.shape)  # first maximum
+                    out[n, c, i, j] = window[p, q]
+                    dX[n, c, i * S + p, j * S + q] = dout[n, c, i, j]
+    return out, dX
+
+
+CONV_CASES = [(1, 0), (1, 1), (2, 0), (2, 1)]  # (stride, padding)
+
+
+@pytest.mark.parametrize("stride, padding", CONV_CASES)
+def test_conv_matches_naive_loops_forward_and_backward(stride, padding):
+    layer = Conv2D(3, 4, 3, stride=stride, padding=padding, seed=1, dtype=np.float64)
+    layer.params["b"][:] = rng.standard_normal(4)
+    X = rng.standard_normal((2, 3, 7, 6))
+    Z = layer.forward(X, training=True)
+    W, b = layer.params["W"], layer.params["b"]
+    np.testing.assert_allclose(Z, naive_conv_forward(X, W, b, stride, padding), rtol=0, atol=1e-6)
+    dout = rng.standard_normal(Z.shape)
+    dX = layer.backward(dout)
+    dX_ref, dW_ref, db_ref = naive_conv_backward(X, W, dout, stride, padding)
+    np.testing.assert_allclose(dX, dX_ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=0, atol=1e-6)
+
+
+def test_single_channel_conv_matches_naive_loops():
+    # One input channel takes im2col's column-by-column layout; check it on its own.
+    layer = Conv2D(1, 2, 5, padding=2, seed=2, dtype=np.float64)
+    X = rng.standard_normal((3, 1, 9, 9))
+    Z = layer.forward(X, training=True)
+    ref = naive_conv_forward(X, layer.params["W"], layer.params["b"], 1, 2)
+    np.testing.assert_allclose(Z, ref, rtol=0, atol=1e-6)
+    dout = rng.standard_normal(Z.shape)
+    dX = layer.backward(dout)
+    dX_ref, dW_ref, _ = naive_conv_backward(X, layer.params["W"], dout, 1, 2)
+    np.testing.assert_allclose(dX, dX_ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_col2im_is_the_adjoint_of_im2col(stride):
+    # <im2col(X), G> = <X, col2im(G)> for all X, G: the defining property of the backward pass.
+    X = rng.standard_normal((2, 7, 8, 3))
+    cols = im2col(X, 3, stride)
+    G = rng.standard_normal(cols.shape)
+    G_offsets = G.reshape(len(G), 9, 3).transpose(1, 0, 2)  # (K*K, N*OH*OW, C)
+    assert np.isclose(np.vdot(cols, G), np.vdot(X, col2im(G_offsets, X.shape, 3, stride)))
+
+
+@pytest.mark.parametrize("stride, padding", CONV_CASES)
+def test_conv_passes_gradient_check(stride, padding):
+    layer = Conv2D(2, 3, 3, stride=stride, padding=padding, seed=3, dtype=np.float64)
+    layer.params["b"][:] = rng.standard_normal(3)
+    errors = check_layer(layer, rng.standard_normal((2, 2, 6, 5)))
+    assert set(errors) == {"X", "W", "b"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize(
+    "pool_size, shape", [(2, (2, 3, 6, 4)), (2, (2, 2, 5, 7)), (3, (1, 2, 6, 6))]
+)
+def test_maxpool_matches_naive_loops_and_passes_gradient_check(pool_size, shape):
+    layer = MaxPool2D(pool_size)
+    X = rng.standard_normal(shape)
+    out = layer.forward(X)
+    dout = rng.standard_normal(out.shape)
+    out_ref, dX_ref = naive_maxpool(X, dout, pool_size)
+    np.testing.assert_array_equal(out, out_ref)
+    np.testing.assert_array_equal(layer.backward(dout), dX_ref)
+    assert check_layer(layer, X)["X"] < 1e-6
+
+
+def test_maxpool_sends_a_tied_maximum_gradient_to_one_position():
+    X = np.zeros((1, 1, 2, 4))
+    X[0, 0, :, 2:] = 1.0  # second window: all four values tie at 1
+    layer = MaxPool2D(2)
+    np.testing.assert_array_equal(layer.forward(X), [[[[0.0, 1.0]]]])
+    dX = layer.backward(np.array([[[[5.0, 7.0]]]]))
+    np.testing.assert_array_equal(dX, [[[[5.0, 0.0, 7.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+
+
+def test_flatten_passes_gradient_check_and_keeps_channel_height_width_order():
+    layer = Flatten()
+    X = rng.standard_normal((2, 3, 4, 5))
+    np.testing.assert_array_equal(layer.forward(X), X.reshape(2, 60))
+    channels_last = np.ascontiguousarray(X.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(layer.forward(channels_last), X.reshape(2, 60))
+    assert check_layer(layer, X)["X"] < 1e-6
+    assert layer.output_shape((3, 4, 5)) == (60,)
+
+
+def test_layers_give_the_same_result_for_any_memory_layout():
+    X = rng.standard_normal((2, 3, 8, 8))
+    channels_last = np.ascontiguousarray(X.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for layer in (Conv2D(3, 4, 3, padding=1, dtype=np.float64), MaxPool2D(2)):
+        out = layer.forward(X, training=True)
+        dout = rng.standard_normal(out.shape)
+        dX = layer.backward(dout)
+        np.testing.assert_allclose(layer.forward(channels_last, training=True), out, atol=1e-12)
+        np.testing.assert_allclose(layer.backward(np.ascontiguousarray(dout)), dX, atol=1e-12)
+
+
+def small_cnn(dtype=np.float64) -> Model:
+    """Both strides, padding and pooling, on 10x10 images with 2 channels."""
+    layers = [
+        Conv2D(2, 3, 3, padding=1, seed=4, dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2D(3, 4, 3, stride=2, padding=1, seed=5, dtype=dtype),
+        ReLU(),
+        Flatten(),
+        Dense(36, 3, init="glorot", seed=6, dtype=dtype),
+    ]
+    return Model(layers, input_shape=(2, 10, 10))
+
+
+def test_small_cnn_passes_gradient_check_end_to_end():
+    model = small_cnn()
+    for layer in model.layers:  # nonzero biases so their gradients are checked too
+        if "b" in layer.params:
+            layer.params["b"][:] = rng.standard_normal(layer.params["b"].shape) * 0.1
+    errors = check_model(model, rng.standard_normal((4, 2, 10, 10)), rng.integers(0, 3, 4))
+    assert len(errors) == 6
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_build_cnn_passes_gradient_check():
+    model = build_cnn(input_shape=(1, 8, 8), n_filters=(2, 3), kernel_size=3, padding=1,
+                      n_classes=4, seed=1, dtype=np.float64)  # fmt: skip
+    errors = check_model(model, rng.standard_normal((3, 1, 8, 8)), np.array([0, 1, 3]))
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_conv_skips_input_gradient_in_first_layer_and_keeps_grad_arrays():
+    model = build_cnn()
+    first = model.layers[0]
+    assert isinstance(first, Conv2D) and not first.needs_input_grad
+    grad_W = first.grads["W"]
+    model.forward(rng.random((4, 1, 28, 28), dtype=np.float32), training=True)
+    assert first.backward(np.ones((4, 16, 28, 28), np.float32)) is None
+    assert first.grads["W"] is grad_W and np.abs(grad_W).sum() > 0
+
+
+def test_conv_initialisation_dtype_and_seed():
+    layer = Conv2D(16, 64, 5, seed=0)
+    assert layer.params["W"].shape == (64, 16, 5, 5) and layer.params["W"].dtype == np.float32
+    assert abs(layer.params["W"].std() - np.sqrt(2 / (16 * 25))) < 0.003
+    assert not layer.params["b"].any()
+    assert layer.forward(rng.random((2, 16, 6, 6), dtype=np.float32)).dtype == np.float32
+    assert np.array_equal(Conv2D(1, 4, 3, seed=7).params["W"], Conv2D(1, 4, 3, seed=7).params["W"])
+    assert not np.array_equal(
+        Conv2D(1, 4, 3, seed=7).params["W"], Conv2D(1, 4, 3, seed=8).params["W"]
+    )
+    assert Conv2D(1, 4, 3, dtype="float64").params["W"].dtype == np.float64
+
+
+def test_large_inference_batches_run_in_chunks_with_the_same_result(monkeypatch):
+    layer = Conv2D(2, 3, 3, padding=1, seed=1)
+    X = rng.random((7, 2, 6, 6), dtype=np.float32)
+    whole = layer.forward(X, training=True)
+    monkeypatch.setattr(conv, "INFERENCE_CHUNK", 3)
+    np.testing.assert_array_equal(layer.forward(X), whole)
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(np.ones_like(whole))
+
+
+def test_build_cnn_structure_and_input_formats():
+    model = build_cnn(seed=0)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
+    ]  # fmt: skip
+    assert model.input_shape == (1, 28, 28)
+    assert model.shapes[-2] == (32 * 7 * 7,)
+    assert model.n_params == (16 * 25 + 16) + (32 * 16 * 25 + 32) + (32 * 49 * 10 + 10)
+    assert "Conv2D(1, 16, 5, 1, 2)" in model.summary()
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = model.predict(images)
+    np.testing.assert_array_equal(model.predict(images.reshape(5, 784)), labels)
+    np.testing.assert_array_equal(model.predict(images.reshape(5, 1, 28, 28)), labels)
+    np.testing.assert_array_equal(model.predict(images / np.float32(255)), labels)
+    same = build_cnn(seed=0)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(model.get_weights(), same.get_weights(), strict=True)
+    )
+
+
+def test_save_and_load_round_trip_exactly(tmp_path):
+    (X, y), _ = load_synthetic(n_train=200, n_test=10, seed=1)
+    model = build_cnn(n_filters=(4, 8), seed=2)
+    fit(model, X, y, epochs=1, batch_size=50, seed=0, progress=False)
+    path = model.save(tmp_path / "cnn.npz")
+    loaded = load_model(path)
+    assert loaded.architecture() == model.architecture()
+    assert loaded.summary() == model.summary()
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict_proba(X[:20]), model.predict_proba(X[:20]))
+    assert {"Conv2D", "MaxPool2D", "Flatten"} <= set(LAYER_TYPES)
+
+
+def test_bad_shapes_and_arguments_give_clear_errors():
+    model = build_cnn()
+    with pytest.raises(ValueError, match=r"shape \(N, 1, 28, 28\)"):
+        model.predict(np.zeros((3, 27, 27), np.uint8))
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 1, H, W\)"):
+        model.layers[0].forward(np.zeros((3, 784), np.float32))
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 1, H, W\)"):
+        model.layers[0].forward(np.zeros((3, 3, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, C, H, W\)"):
+        MaxPool2D().forward(np.zeros((3, 28, 28)))
+    with pytest.raises(ValueError, match="expects inputs of shape"):
+        Model([Conv2D(3, 4, 3), Flatten(), Dense(4 * 26 * 26, 10)], input_shape=(1, 28, 28))
+    with pytest.raises(ValueError, match="leaves no output"):
+        Conv2D(1, 4, 7).output_shape((1, 5, 5))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        MaxPool2D(2).output_shape((1, 1, 6))
+    with pytest.raises(ValueError, match="at least 1"):
+        Conv2D(1, 4, 0)
+    with pytest.raises(ValueError, match="padding"):
+        Conv2D(1, 4, 3, padding=-1)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        Conv2D(1, 4, 3, dtype=np.int32)
+    with pytest.raises(ValueError, match="channels, height, width"):
+        build_cnn(input_shape=(784,))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        build_cnn(input_shape=(1, 6, 6), n_filters=(4, 4, 4), kernel_size=3, padding=1)
+
+
+def test_small_cnn_learns_synthetic_digits():
+    (X, y), (X_test, y_test) = load_synthetic(n_train=1000, n_test=300, seed=3)
+    model = build_cnn(n_filters=(4, 8), seed=0)
+    history = fit(model, X, y, epochs=2, batch_size=32, learning_rate=1e-2, seed=0, progress=False)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert model.evaluate(X_test, y_test).accuracy > 0.9
