@@ -286,7 +286,7 @@ def _image_grid(images, n_columns, label, title, cmap, symmetric) -> Figure:
     n_rows = int(np.ceil(n_images / n_columns))
     limit = float(np.abs(images).max()) or 1.0
     low, high = (-limit, limit) if symmetric else (float(images.min()), float(images.max()))
-    figure = Figure(figsize=(1.3 * n_columns, 1.3 * n_rows + 0.4))
+    figure = Figure(figsize=(1.3 * n_columns, 1.45 * n_rows + 0.5))
     axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.set_axis_off()

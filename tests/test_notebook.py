@@ -29,10 +29,11 @@ SECTIONS = [
     "Hyperparameter tuning",
     "Looking inside",
     "Inference",
+    "Going further: convolutions",
 ]
 
 
-def test_notebook_has_the_thirteen_sections_in_order():
+def test_notebook_has_its_fourteen_sections_in_order():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     headings = [
         match.groups()
@@ -80,4 +81,5 @@ def test_notebook_runs_top_to_bottom_in_quick_mode(tmp_path, monkeypatch):
     assert "data set: synthetic" in text
     assert "all below 1e-6: True" in text  # the gradient check of section 8 passed
     assert "loaded model gives the same predictions: True" in text
+    assert re.search(r"CNN: test accuracy \d+\.\d+%", text)  # section 14 trained and tested the CNN
     assert list(tmp_path.glob("mnist-nn-quick-*.npz"))  # saved in the temporary folder
