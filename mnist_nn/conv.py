@@ -241,6 +241,10 @@ class Conv2D(Layer):
             raise ValueError(self._too_small(input_shape))
         return (self.n_filters, OH, OW)
 
+    @classmethod
+    def count_params(cls, n_channels: int, n_filters: int, kernel_size: int, **config) -> int:
+        return (int(n_channels) * int(kernel_size) ** 2 + 1) * int(n_filters)  # W and b
+
     def get_config(self) -> dict:
         return {
             "n_channels": self.n_channels,

@@ -50,6 +50,12 @@ class Layer:
     def n_params(self) -> int:
         return sum(param.size for param in self.params.values())
 
+    @classmethod
+    def count_params(cls, **config) -> int:
+        """How many parameter values cls(**config) would hold, without building it: load_model
+        checks a file's architecture against the arrays it stores before allocating anything."""
+        return 0
+
     def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
@@ -119,6 +125,10 @@ class Dense(Layer):
                 f"({self.n_inputs},) per sample, got {tuple(input_shape)}"
             )
         return (self.n_outputs,)
+
+    @classmethod
+    def count_params(cls, n_inputs: int, n_outputs: int, **config) -> int:
+        return (int(n_inputs) + 1) * int(n_outputs)  # W and b
 
     def get_config(self) -> dict:
         return {

@@ -314,6 +314,9 @@ def load_model(path: str | os.PathLike) -> Model:
     def bad(reason: str) -> ValueError:
         return ValueError(f"{path} is not a valid mnist_nn model file: {reason}")
 
+    with open(path, "rb") as file:
+        if file.read(2) != b"PK":  # every .npz file is a zip archive
+            raise bad("it is not an .npz archive; give a file written by Model.save or `train`")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -339,10 +342,20 @@ def load_model(path: str | os.PathLike) -> Model:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise bad(f"its architecture description is unreadable ({error})") from error
 
-    layers = []
-    for layer_type, config in layer_specs:
+    for layer_type, _ in layer_specs:
         if layer_type not in LAYER_TYPES:
             raise bad(f"unknown layer type {layer_type!r}; known types are {sorted(LAYER_TYPES)}")
+    # Sizes first: a tampered architecture must not make us allocate terabytes.
+    n_stored = sum(value.size for key, value in arrays.items() if key.startswith("param:"))
+    try:
+        n_needed = sum(LAYER_TYPES[kind].count_params(**config) for kind, config in layer_specs)
+    except (TypeError, ValueError) as error:
+        raise bad(f"its architecture description is unreadable ({error})") from error
+    if n_needed > n_stored:
+        raise bad(f"its layers need {n_needed:,} parameter values but it stores only {n_stored:,}")
+
+    layers = []
+    for layer_type, config in layer_specs:
         try:
             layers.append(LAYER_TYPES[layer_type](**config))
         except (TypeError, ValueError) as error:

@@ -158,7 +158,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as picture:
             picture.load()
-            return np.asarray(picture.convert("RGBA") if picture.mode == "P" else picture)
+            # Palette images become RGBA, black-and-white (1-bit) ones 8-bit gray.
+            conversions = {"P": "RGBA", "1": "L", "CMYK": "RGB"}
+            return np.asarray(picture.convert(conversions.get(picture.mode, picture.mode)))
     except (OSError, ValueError) as error:
         raise ValueError(
             f"could not read {path} as an image ({error}); save the digit as PNG or JPEG"
@@ -177,7 +179,9 @@ def _to_grayscale(image: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}"
         )
-    if np.issubdtype(image.dtype, np.integer):
+    if image.dtype == bool:  # black-and-white: True is white
+        image = image.astype(np.float64)
+    elif np.issubdtype(image.dtype, np.integer):
         image = image / float(np.iinfo(image.dtype).max)
     elif np.issubdtype(image.dtype, np.floating):
         if not np.isfinite(image).all():

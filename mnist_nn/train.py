@@ -24,7 +24,7 @@ class TrainingDivergedError(ArithmeticError):
         super().__init__(
             f"training diverged in epoch {epoch}, batch {batch}: {what} with learning rate "
             f"{learning_rate:g}. Try a smaller learning rate, e.g. {learning_rate / 10:g}. "
-            "The model keeps its last finite weights."
+            f"The model is back at its weights from the start of epoch {epoch}."
         )
 
 
@@ -152,7 +152,8 @@ def fit(
         every epoch with the History row, e.g. to print it.
 
     Raises TrainingDivergedError (an ArithmeticError) as soon as the loss or a gradient is NaN or
-    inf; the model then keeps its last finite weights.
+    inf, or the last step of an epoch leaves weights whose loss is; the model then goes back to
+    its weights from the start of that epoch, which gave a finite loss.
     """
     config = TrainConfig(
         epochs=epochs,
@@ -178,10 +179,11 @@ def fit(
             optimizer.learning_rate = learning_rate
     else:
         optimizer = make_optimizer(optimizer, model.parameters(), learning_rate)
+    base_learning_rate = optimizer.learning_rate
     if callable(schedule):
         learning_rate_at = schedule
     else:
-        learning_rate_at = make_schedule(schedule, optimizer.learning_rate, n_epochs=epochs)
+        learning_rate_at = make_schedule(schedule, base_learning_rate, n_epochs=epochs)
 
     history = History(config)
     rng = np.random.default_rng(seed)
@@ -227,6 +229,9 @@ def fit(
                     break
     finally:
         bar.close()
+        # The schedule changed the rate epoch by epoch. Hand an optimizer passed in back at its
+        # base rate, so that another fit with it schedules from the same start.
+        optimizer.learning_rate = base_learning_rate
     if best_weights is not None:
         model.set_weights(best_weights)
     return history
@@ -269,15 +274,21 @@ def _train_one_epoch(
             loss_sum += loss * len(index)
             n_correct += int(np.count_nonzero(Z.argmax(axis=1) == y_batch))
             bar.update()
+        # Each step is checked by the next batch's loss; the epoch's last step is checked here,
+        # on its own batch, so an epoch never hands on weights that give NaN.
+        loss = loss_function.forward(model.forward(X_batch), y_batch)
+        if not math.isfinite(loss):
+            what = f"the loss became {loss} after the epoch's last step"
+            _stop(model, start_weights, epoch, batch, optimizer, what)
     return loss_sum / len(X), n_correct / len(X), penalty
 
 
 def _stop(model, epoch_start_weights, epoch, batch, optimizer, what) -> None:
-    """Make sure the model keeps finite weights, then raise.
+    """Put back the weights from the start of the epoch, then raise.
 
-    The weights are still those of the last step, which were finite when checked, unless that
-    step itself overflowed them; then they go back to the start of the epoch.
+    The last step's weights may be finite and still give NaN (weights of 1e30 overflow the
+    logits); the epoch's start weights are known to give a finite loss, as the previous epoch
+    checked them.
     """
-    if not _all_finite([param for param, _ in model.parameters()]):
-        model.set_weights(epoch_start_weights)
+    model.set_weights(epoch_start_weights)
     raise TrainingDivergedError(epoch, batch, optimizer.learning_rate, what)

@@ -397,7 +397,7 @@ def _train_fold(data, config: dict, fold: int, fold_seed: int) -> dict:
         _fit_settings(model, X[train_index], y[train_index], config, fold_seed, progress=False)
     except TrainingDivergedError:
         # A learning rate far too large is a legitimate (bad) candidate, not a crash: the fold
-        # counts as diverged with an infinite loss, and the accuracy of the last finite weights
+        # counts as diverged with an infinite loss, and the accuracy of the weights
         # fit left behind (their logits may overflow, hence the silenced warnings).
         diverged = True
     seconds = time.perf_counter() - start

@@ -83,3 +83,15 @@ def test_read_image_gives_the_pixels_as_they_are(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "seven.png"), rgb)
     with pytest.raises(FileNotFoundError, match="no image file"):
         read_image(tmp_path / "nothing.png")
+
+
+def test_black_and_white_png_gives_the_same_digit_as_grayscale(tmp_path):
+    page = np.round(dark_seven_on_white() * 255).astype(np.uint8)  # pure black and white
+    Image.fromarray(page).convert("1").save(tmp_path / "one-bit.png")
+    Image.fromarray(page).save(tmp_path / "gray.png")
+    assert read_image(tmp_path / "one-bit.png").dtype == np.uint8
+    np.testing.assert_array_equal(
+        load_digit_image(tmp_path / "one-bit.png"), load_digit_image(tmp_path / "gray.png")
+    )
+    # A boolean array given directly (True = white) is understood too.
+    np.testing.assert_array_equal(prepare_digit_image(page > 127), prepare_digit_image(page))

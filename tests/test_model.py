@@ -194,9 +194,13 @@ def set_architecture(arrays, edit):
 BAD_FILES = {
     "wrong version": (lambda a: a.update(format_version=np.array(99)), "format version 99"),
     "no version": (lambda a: a.pop("format_version"), "'format_version' is missing"),
-    "missing weights": (lambda a: a.pop("param:layer2.W"), r"missing parameters \['layer2.W'\]"),
+    "missing weights": (lambda a: a.pop("param:layer2.W"), "need 6,370 parameter values but"),
+    "renamed weights": (
+        lambda a: a.update({"param:layer2.V": a.pop("param:layer2.W")}),
+        r"missing parameters \['layer2.W'\], unexpected entries \['layer2.V'\]",
+    ),
     "extra entry": (lambda a: a.update(extra=np.zeros(2)), r"unexpected entries \['extra'\]"),
-    "wrong shape": (lambda a: a.update({"param:layer0.b": np.zeros(3)}), "shape"),
+    "wrong shape": (lambda a: a.update({"param:layer0.b": np.zeros(30)}), "shape"),
     "NaN weights": (lambda a: a["param:layer0.W"].fill(np.nan), "finite"),
     "unknown layer": (
         lambda a: set_architecture(a, lambda arch: arch["layers"][1].update(type="Swish")),
@@ -204,7 +208,17 @@ BAD_FILES = {
     ),
     "bad config": (
         lambda a: set_architecture(a, lambda arch: arch["layers"][0]["config"].update(n_inputs=5)),
-        "shape",
+        "do not fit together",
+    ),
+    "huge layer": (  # checked before anything is allocated (this would be 400 TB)
+        lambda a: set_architecture(
+            a, lambda arch: arch["layers"][0]["config"].update(n_inputs=10**7, n_outputs=10**7)
+        ),
+        "need 100,000,010,000,090 parameter values",
+    ),
+    "config of the wrong type": (
+        lambda a: set_architecture(a, lambda arch: arch["layers"][0].update(config=[784, 8])),
+        "architecture description is unreadable",
     ),
     "bad json": (lambda a: a.update(architecture=np.array("{not json")), "architecture"),
     "pickled object": (
@@ -248,7 +262,12 @@ def test_truncated_and_tampered_files_are_rejected(tmp_path):
         load_model(tampered)
     not_a_model = tmp_path / "notes.npz"
     not_a_model.write_text("hello")
-    with pytest.raises(ValueError, match="not a valid mnist_nn model file"):
+    with pytest.raises(ValueError, match="not a valid mnist_nn model file: it is not an .npz"):
         load_model(not_a_model)
+    single_array = tmp_path / "array.npz"
+    with open(single_array, "wb") as file:
+        np.save(file, np.zeros(3))  # an .npy file under an .npz name
+    with pytest.raises(ValueError, match="it is not an .npz archive"):
+        load_model(single_array)
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.npz")

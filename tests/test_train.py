@@ -131,6 +131,11 @@ def test_schedules_and_optimizer_objects_set_the_learning_rate():
     )
     assert history["learning_rate"] == pytest.approx([0.02, 0.01])
     assert optimizer.step_count == 2 * 1  # 64 samples, batch 128: one step per epoch
+    # Training on with the same optimizer schedules from its base rate again, not the last one.
+    assert optimizer.learning_rate == 0.02
+    for _ in range(2):
+        history = fit(model, IMAGES, LABELS, epochs=2, optimizer=optimizer, progress=False)
+        assert history["learning_rate"] == pytest.approx([0.02, 0.02])
 
 
 def test_early_stopping_restores_the_best_weights():
@@ -176,6 +181,26 @@ def test_divergence_stops_at_once_with_finite_weights(learning_rate):
     assert caught.value.epoch == 1 and caught.value.batch >= 1
     assert isinstance(caught.value, ArithmeticError)
     assert all(np.isfinite(param).all() for param, _ in model.parameters())
+
+
+def test_divergence_in_the_last_step_of_training_is_caught_too():
+    # One batch per epoch and one epoch: no later batch would see the NaN this step causes.
+    model = build_mlp([784, 16, 10], seed=0)
+    initial_weights = model.get_weights()
+    with pytest.raises(TrainingDivergedError, match="after the epoch's last step"):
+        fit(
+            model,
+            IMAGES,
+            LABELS,
+            epochs=1,
+            batch_size=len(IMAGES),
+            optimizer="sgd",
+            learning_rate=1e30,
+            progress=False,
+        )
+    for weights, initial in zip(model.get_weights(), initial_weights, strict=True):
+        np.testing.assert_array_equal(weights, initial)  # back to the start of epoch 1
+    assert np.isfinite(model.predict_proba(IMAGES)).all()
 
 
 BAD_FITS = [
