@@ -56,13 +56,23 @@ def check_images(X: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     if len(X) == 0:
         raise ValueError("got an empty array of images (N = 0); pass at least one image")
     if X.dtype != np.uint8:
+        lowest, highest = np.inf, -np.inf
         # Chunks keep the boolean temporary small even for 60,000 images.
         for start in range(0, len(X), _FINITE_CHECK_ROWS):
-            if not np.isfinite(X[start : start + _FINITE_CHECK_ROWS]).all():
+            chunk = X[start : start + _FINITE_CHECK_ROWS]
+            if not np.isfinite(chunk).all():
                 raise ValueError(
                     "images contain NaN or inf values; clean or drop those samples before "
                     "passing them to the model"
                 )
+            lowest, highest = min(lowest, chunk.min()), max(highest, chunk.max())
+        # The classic slip: raw pixels cast to float without dividing by 255. (Standardised
+        # inputs, with negative values, are left alone.)
+        if lowest >= 0.0 and highest > 1.5:
+            raise ValueError(
+                f"float images hold values up to {highest:g}, but floats must be pixels scaled "
+                "to [0, 1]: divide by 255, or pass the uint8 pixels as they are"
+            )
     return X.reshape((len(X), *input_shape))
 
 

@@ -112,7 +112,13 @@ BAD_IMAGES = [
     (np.zeros((0, 28, 28), np.uint8), "empty"),
     (np.where(IMAGES > 250, np.nan, normalize(IMAGES)), "NaN or inf"),
     (np.where(IMAGES > 250, np.inf, normalize(IMAGES)), "NaN or inf"),
+    (IMAGES.astype(np.float32), "values up to 255, .*divide by 255"),
 ]
+
+
+def test_standardised_float_inputs_are_accepted():
+    standardised = (normalize(IMAGES) - 0.13) / 0.31  # values from about -0.4 to 2.8
+    assert build_mlp([784, 8, 10]).predict(standardised).shape == (50,)
 
 
 @pytest.mark.parametrize("images, message", BAD_IMAGES)
