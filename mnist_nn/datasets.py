@@ -316,6 +316,8 @@ def _fetch(
                     digest.update(chunk)
                     file.write(chunk)
                     bar.update(len(chunk))
+                file.flush()
+                os.fsync(file.fileno())  # on disk before the rename makes it count
             if size != remote.size:
                 raise _MirrorFailed(f"{size} bytes, expected {remote.size}")
             if digest.hexdigest() != remote.checksum:

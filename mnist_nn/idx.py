@@ -108,6 +108,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     try:
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(payload)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())  # on disk before the rename makes it count
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

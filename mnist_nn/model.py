@@ -297,6 +297,8 @@ class Model:
         try:
             with os.fdopen(handle, "wb") as file:
                 np.savez(file, **arrays)
+                file.flush()
+                os.fsync(file.fileno())  # on disk before the rename makes it count
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
