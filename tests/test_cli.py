@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_nn import cli, load_model, write_idx
+from mnist_nn.conv import Conv2D
 from mnist_nn.datasets import MNIST
 from mnist_nn.synthetic import load_synthetic
 
@@ -43,6 +44,16 @@ def trained(data_dir, tmp_path_factory) -> Path:
         ["train", "--data-dir", str(data_dir), "--hidden", "32", "--epochs", "3", "--out", str(out)]
     )
     assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(data_dir, tmp_path_factory) -> Path:
+    """A small CNN trained by `train --model cnn` on 200 images for one epoch."""
+    out = tmp_path_factory.mktemp("runs") / "cnn.npz"
+    args = ["train", "--model", "cnn", "--filters", "4", "8", "--activation", "relu"]
+    args += ["--dropout", "0", "--data-dir", str(data_dir), "--limit", "200", "--epochs", "1"]
+    assert cli.main([*args, "--out", str(out)]) == 0
     return out
 
 
@@ -171,6 +182,24 @@ def test_predict_gives_digit_and_top_three(trained, capsys):
         assert line.count("%") == 3
 
 
+def test_train_cnn_builds_conv_blocks_sized_by_filters(trained_cnn):
+    model = load_model(trained_cnn)
+    assert model.input_shape == (1, 28, 28)
+    conv_filters = [layer.n_filters for layer in model.layers if isinstance(layer, Conv2D)]
+    assert conv_filters == [4, 8] and model.n_classes == 10
+    assert trained_cnn.with_suffix(".png").is_file()
+
+
+def test_evaluate_and_predict_a_saved_cnn(trained_cnn, data_dir, capsys):
+    code, out, _ = run_main(["evaluate", str(trained_cnn), "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    (X_test, y_test) = load_synthetic(n_train=600, n_test=200, seed=0)[1]
+    expected = load_model(trained_cnn).evaluate(X_test, y_test).accuracy
+    assert f"test accuracy {expected:.2%}" in out
+    code, out, _ = run_main(["predict", str(trained_cnn), str(EXAMPLES / "digit-3.png")], capsys)
+    assert code == 0 and out.count("%") == 3
+
+
 def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
     code, out, err = run_main(["predict", str(trained), str(tmp_path / "nope.png")], capsys)
     assert_one_line_error(code, err, "nope.png")
@@ -186,6 +215,11 @@ def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
         (["train", "--optimizer", "rmsprop"], ["rmsprop"]),
         (["train", "--epochs", "many"], ["many"]),
         (["train", "--model", "transformer"], ["transformer"]),
+        (["train", "--model", "cnn", "--hidden", "32"], ["--hidden", "mlp"]),
+        (["train", "--model", "cnn", "--activation", "tanh"], ["--activation", "mlp"]),
+        (["train", "--model", "cnn", "--dropout", "0.2"], ["--dropout", "mlp"]),
+        (["train", "--model", "cnn", "--filters", "8", "0"], ["--filters"]),
+        (["train", "--filters", "8"], ["--filters", "cnn"]),
         (["frobnicate"], ["frobnicate"]),
         ([], ["required"]),
     ],
