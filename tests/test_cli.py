@@ -277,3 +277,27 @@ def test_bench_flop_count_matches_the_layer_products():
     # forward 784*8 + 8*10; backward dW for both layers, dX only for the second
     case = BenchCase((8,), "adam", 32)
     assert case.flops_per_sample() == 2 * (2 * (784 * 8 + 8 * 10) + 8 * 10)
+
+
+def test_bench_cnn_case_name_and_flop_count():
+    from mnist_nn.bench import CASES, BenchCase
+
+    case = BenchCase((16, 32), "adam", 128, model="cnn")
+    assert case.name == "cnn 16-32 adam b128" and case in CASES
+    # conv 5x5 padding 2 keeps 28x28, then 14x14 after the pool: out_h*out_w*F*k*k*C each
+    conv1, conv2, dense = 28 * 28 * 16 * 25 * 1, 14 * 14 * 32 * 25 * 16, 7 * 7 * 32 * 10
+    assert case.flops_per_sample() == 2 * (3 * (conv1 + conv2 + dense) - conv1)
+
+
+def test_bench_tiny_runs_the_cnn_case_without_torch(tmp_path, monkeypatch, capsys):
+    from mnist_nn import bench
+
+    monkeypatch.setattr(bench, "TINY_SIZES", (256, 64))  # the CNN is slower: fewer images
+    path = tmp_path / "bench.json"
+    args = ["bench", "--tiny", "--no-torch", "--case", "cnn 16-32 adam b128", "--json", str(path)]
+    code, out, _ = run_main(args, capsys)
+    assert code == 0 and "| cnn 16-32 adam b128 |" in out
+    (case,) = json.loads(path.read_text())["cases"]
+    assert case["model"] == "cnn" and case["hidden"] == [16, 32]
+    # the worker process rebuilt the case as a cnn: build_cnn's 28,938 parameters
+    assert case["frameworks"]["mnist_nn"]["n_params"] == 28_938
