@@ -1,6 +1,7 @@
-"""The benchmark behind `python -m mnist_nn bench`: the same MLP trained by mnist_nn and, when it is
-installed, by PyTorch on the CPU, in alternating subprocesses, compared by median epoch time,
-share of the machine's float32 matrix-multiply peak, test accuracy and peak memory.
+"""The benchmark behind `python -m mnist_nn bench`: the same networks (MLPs and a small CNN) trained
+by mnist_nn and, when it is installed, by PyTorch on the CPU, in alternating subprocesses, compared
+by median epoch time, share of the machine's float32 matrix-multiply peak, test accuracy and peak
+memory.
 
 PyTorch is imported only inside its worker process; mnist_nn never needs it.
 """
@@ -25,19 +26,30 @@ import numpy as np
 
 FRAMEWORKS = ("mnist_nn", "pytorch")
 LEARNING_RATES = {"momentum": 0.01, "adam": 1e-3}  # mnist_nn's defaults, given to both
+IMAGE_SIDE, N_CLASSES = 28, 10
+CNN_KERNEL_SIZE, CNN_PADDING = 5, 2  # build_cnn's defaults: "same" convolutions
 
 
 @dataclass(frozen=True)
 class BenchCase:
-    """One network and its training settings, trained identically by both frameworks."""
+    """One network and its training settings, trained identically by both frameworks.
+
+    model "mlp": `hidden` holds the hidden layer sizes (build_mlp); model "cnn": `hidden` holds
+    the filters of each conv 5x5 -> ReLU -> max-pool 2x2 block (build_cnn, padding 2).
+    """
 
     hidden: tuple[int, ...]
     optimizer: str  # "momentum" (SGD with momentum 0.9) or "adam"
     batch_size: int
+    model: str = "mlp"
 
     @property
     def name(self) -> str:
-        return f"{'-'.join(map(str, (784, *self.hidden, 10)))} {self.optimizer} b{self.batch_size}"
+        if self.model == "cnn":
+            network = f"cnn {'-'.join(map(str, self.hidden))}"
+        else:
+            network = "-".join(map(str, (IMAGE_SIDE**2, *self.hidden, N_CLASSES)))
+        return f"{network} {self.optimizer} b{self.batch_size}"
 
     @property
     def learning_rate(self) -> float:
@@ -45,10 +57,26 @@ class BenchCase:
 
     def flops_per_sample(self) -> int:
         """Multiply-adds x 2 of one training step per sample: forward Z = X W, backward dW = X^T dZ
-        and dX = dZ W^T for every layer but the first (nobody needs the images' gradient)."""
-        sizes = (784, *self.hidden, 10)
-        products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
+        and dX = dZ W^T for every layer but the first (nobody needs the images' gradient).
+
+        Each of the three costs as many multiply-adds as the forward product: n_in * n_out for a
+        dense layer, out_h * out_w * out_channels * k * k * in_channels for a convolution.
+        ReLU and pooling are left out (no multiply-adds).
+        """
+        products = self._layer_products()
         return 2 * (3 * sum(products) - products[0])
+
+    def _layer_products(self) -> list[int]:
+        """Forward multiply-adds per sample of each layer with weights, input to output."""
+        if self.model == "mlp":
+            sizes = (IMAGE_SIDE**2, *self.hidden, N_CLASSES)
+            return [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
+        products, side, n_channels = [], IMAGE_SIDE, 1
+        for n_filters in self.hidden:
+            side = side + 2 * CNN_PADDING - CNN_KERNEL_SIZE + 1  # stride 1
+            products.append(side * side * n_filters * CNN_KERNEL_SIZE**2 * n_channels)
+            side, n_channels = side // 2, n_filters  # max-pool 2x2
+        return [*products, side * side * n_channels * N_CLASSES]
 
 
 CASES = (
@@ -57,6 +85,7 @@ CASES = (
     BenchCase((512, 256), "momentum", 128),
     BenchCase((512, 256), "adam", 128),
     BenchCase((512, 256), "momentum", 256),
+    BenchCase((16, 32), "adam", 128, model="cnn"),
 )
 TINY_CASE = BenchCase((32, 16), "momentum", 128)
 TINY_SIZES = (2_000, 500)  # training and test images in --tiny mode
@@ -83,7 +112,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tiny",
         action="store_true",
-        help="a seconds-long smoke run: 2,000 synthetic images, one small network, one epoch",
+        help="a seconds-long smoke run: 2,000 synthetic images, one epoch, a small mlp (or the "
+        "--case networks)",
     )
     parser.add_argument(
         "--json",
@@ -98,11 +128,10 @@ def run(args: argparse.Namespace) -> int:
     for option in ("repeats", "epochs"):
         if getattr(args, option) < 1:
             raise ValueError(f"--{option} must be at least 1, got {getattr(args, option)}")
+    cases = [case for case in CASES if not args.cases or case.name in args.cases]
+    repeats, epochs = args.repeats, args.epochs
     if args.tiny:
-        cases, repeats, epochs = [TINY_CASE], 1, 1
-    else:
-        cases = [case for case in CASES if not args.cases or case.name in args.cases]
-        repeats, epochs = args.repeats, args.epochs
+        cases, repeats, epochs = (cases if args.cases else [TINY_CASE]), 1, 1
     frameworks = ["mnist_nn"]
     if args.no_torch:
         pass
@@ -241,6 +270,7 @@ def _summarise(case: BenchCase, runs: dict, epochs: int) -> dict:
             "gflops": case.flops_per_sample() * framework_runs[0]["n_train"] / median / 1e9,
             "test_accuracy": [run["test_accuracy"] for run in framework_runs],
             "peak_rss_mb": max(run["peak_rss_mb"] for run in framework_runs),
+            "n_params": framework_runs[0]["n_params"],
             "threads": framework_runs[0]["threads"],
         }
     if "pytorch" in runs:
@@ -293,11 +323,21 @@ def _peak_rss_mb() -> float:
 
 
 def _train_mnist_nn(case: BenchCase, epochs: int, data) -> dict:
-    from mnist_nn.model import build_mlp
+    from mnist_nn.model import build_cnn, build_mlp
     from mnist_nn.train import fit
 
     X_train, y_train, X_test, y_test = data
-    model = build_mlp([784, *case.hidden, 10], seed=0)
+    if case.model == "cnn":
+        model = build_cnn(
+            (1, IMAGE_SIDE, IMAGE_SIDE),
+            n_filters=case.hidden,
+            kernel_size=CNN_KERNEL_SIZE,
+            padding=CNN_PADDING,
+            n_classes=N_CLASSES,
+            seed=0,
+        )
+    else:
+        model = build_mlp([IMAGE_SIDE**2, *case.hidden, N_CLASSES], seed=0)
     history = fit(
         model,
         X_train,
@@ -315,7 +355,29 @@ def _train_mnist_nn(case: BenchCase, epochs: int, data) -> dict:
         "epoch_seconds": history["seconds"],
         "test_accuracy": model.evaluate(X_test, y_test).accuracy,
         "threads": [pool["num_threads"] for pool in threadpool_info()],
+        "n_params": model.n_params,
     }
+
+
+def _torch_model(case: BenchCase, torch):
+    """The layers of build_mlp or build_cnn in PyTorch (its default initialisation)."""
+    layers = []
+    if case.model == "cnn":
+        side, n_channels = IMAGE_SIDE, 1
+        for n_filters in case.hidden:
+            layers += [
+                torch.nn.Conv2d(n_channels, n_filters, CNN_KERNEL_SIZE, padding=CNN_PADDING),
+                torch.nn.ReLU(),
+                torch.nn.MaxPool2d(2),
+            ]
+            side = (side + 2 * CNN_PADDING - CNN_KERNEL_SIZE + 1) // 2
+            n_channels = n_filters
+        layers += [torch.nn.Flatten(), torch.nn.Linear(side * side * n_channels, N_CLASSES)]
+        return torch.nn.Sequential(*layers)
+    sizes = (IMAGE_SIDE**2, *case.hidden, N_CLASSES)
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
 
 
 def _train_pytorch(case: BenchCase, epochs: int, data) -> dict:
@@ -324,13 +386,12 @@ def _train_pytorch(case: BenchCase, epochs: int, data) -> dict:
 
     torch.manual_seed(0)
     X_train, y_train, X_test, y_test = (torch.from_numpy(array) for array in data)
-    X_train, X_test = X_train.reshape(len(X_train), -1), X_test.reshape(len(X_test), -1)
+    # Per-sample shape: (784,) for the mlp, (1, 28, 28) for the cnn (channels first).
+    sample_shape = (1, IMAGE_SIDE, IMAGE_SIDE) if case.model == "cnn" else (IMAGE_SIDE**2,)
+    X_train = X_train.reshape(len(X_train), *sample_shape)
+    X_test = X_test.reshape(len(X_test), *sample_shape)
     y_train, y_test = y_train.long(), y_test.long()
-    sizes = (784, *case.hidden, 10)
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
+    model = _torch_model(case, torch)
     if case.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=case.learning_rate)
     else:
@@ -362,6 +423,7 @@ def _train_pytorch(case: BenchCase, epochs: int, data) -> dict:
         "epoch_seconds": epoch_seconds,
         "test_accuracy": float((predictions == y_test).double().mean()),
         "threads": [torch.get_num_threads()],
+        "n_params": sum(param.numel() for param in model.parameters()),
     }
 
 
@@ -369,9 +431,7 @@ def _worker(spec: dict) -> dict:
     """One timed training run (in its own process); returns what it measured."""
     with np.load(spec["data"]) as archive:
         data = tuple(archive[key] for key in ("X_train", "y_train", "X_test", "y_test"))
-    case = BenchCase(
-        tuple(spec["case"]["hidden"]), spec["case"]["optimizer"], spec["case"]["batch_size"]
-    )
+    case = BenchCase(**{**spec["case"], "hidden": tuple(spec["case"]["hidden"])})
     train = _train_mnist_nn if spec["framework"] == "mnist_nn" else _train_pytorch
     result = train(case, spec["epochs"], data)
     result.update(n_train=len(data[0]), peak_rss_mb=_peak_rss_mb())

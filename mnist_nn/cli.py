@@ -19,7 +19,9 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
 DATASET_CHOICES = ("mnist", "fashion-mnist", "synthetic")
-MODEL_CHOICES = ("mlp",)  # "cnn" joins when the convolution layers land
+MODEL_CHOICES = ("mlp", "cnn")
+DEFAULT_HIDDEN = (128, 64)  # the mlp's hidden layers
+DEFAULT_FILTERS = (16, 32)  # the cnn's filters per conv block
 
 
 class CommandError(Exception):
@@ -67,21 +69,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a network and save it")
     train.add_argument(
-        "--model", choices=MODEL_CHOICES, default="mlp", help="architecture family (default: mlp)"
+        "--model",
+        choices=MODEL_CHOICES,
+        default="mlp",
+        help="mlp: dense layers; cnn: conv 5x5 -> ReLU -> max-pool blocks, then dense "
+        "(default: mlp)",
     )
+    # None marks "not given", so options that mean nothing for the chosen --model are refused
+    # instead of silently ignored.
     train.add_argument(
         "--hidden",
         type=int,
         nargs="+",
-        default=[128, 64],
+        default=None,
         metavar="UNITS",
-        help="hidden layer sizes of the mlp (default: 128 64)",
+        help="hidden layer sizes, mlp only (default: 128 64)",
+    )
+    train.add_argument(
+        "--filters",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="filters of each conv block, cnn only (default: 16 32)",
     )
     train.add_argument(
         "--activation",
         choices=sorted(set(ACTIVATIONS) - {"softmax"}),
-        default="relu",
-        help="hidden activation (default: relu)",
+        default=None,
+        help="hidden activation; the cnn uses relu (default: relu)",
     )
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(default: adam)")
     train.add_argument(
@@ -95,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
     train.add_argument("--epochs", type=int, default=10, help="(default: 10)")
-    train.add_argument("--dropout", type=float, default=0.0, help="dropout rate (default: 0)")
+    train.add_argument(
+        "--dropout", type=float, default=None, help="dropout rate, mlp only (default: 0)"
+    )
     train.add_argument("--l2", type=float, default=0.0, help="L2 weight decay (default: 0)")
     train.add_argument(
         "--patience",
@@ -121,9 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out",
         type=Path,
-        default=Path("runs/mlp.npz"),
-        help="where to save the model (default: runs/mlp.npz); the learning curves go next "
-        "to it as .png",
+        default=None,
+        help="where to save the model (default: runs/mlp.npz or runs/cnn.npz); the learning "
+        "curves go next to it as .png",
     )
     train.set_defaults(run=run_train)
 
@@ -209,8 +227,33 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def _check_train_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad values and options that mean nothing for --model; fill in the defaults."""
+    if args.model == "cnn":
+        ignored = {
+            "--hidden": args.hidden is not None,
+            "--activation": args.activation not in (None, "relu"),
+            "--dropout": args.dropout not in (None, 0.0),
+        }
+        for option, given in ignored.items():
+            if given:
+                raise CommandError(
+                    f"{option} is for --model mlp; the cnn is conv -> relu -> max-pool blocks "
+                    "without dropout, sized by --filters"
+                )
+    elif args.filters is not None:
+        raise CommandError("--filters is for --model cnn; size the mlp with --hidden")
+    args.hidden = list(DEFAULT_HIDDEN) if args.hidden is None else args.hidden
+    args.filters = list(DEFAULT_FILTERS) if args.filters is None else args.filters
+    args.activation = "relu" if args.activation is None else args.activation
+    args.dropout = 0.0 if args.dropout is None else args.dropout
+    if args.out is None:
+        args.out = Path(f"runs/{args.model}.npz")
+
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size}
-    positive.update({"--hidden": min(args.hidden)})
+    if args.model == "mlp":
+        positive["--hidden"] = min(args.hidden)
+    else:
+        positive["--filters"] = min(args.filters)
     if args.limit is not None:
         positive["--limit"] = args.limit
     if args.patience is not None:
@@ -224,17 +267,32 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
         raise CommandError("--patience watches the validation loss: use --val-fraction > 0")
 
 
-def build_model(args: argparse.Namespace, n_inputs: int, n_classes: int):
-    """The network that `--model` names, sized for the data."""
-    from mnist_nn.model import build_mlp
+def image_shape(X: np.ndarray) -> tuple[int, int, int]:
+    """Per-image (channels, height, width) of a data set shaped (N, H, W), (N, C, H, W) or (N, D)
+    with D a square number of pixels."""
+    if X.ndim == 3:
+        return (1, *X.shape[1:])
+    if X.ndim == 4:
+        return tuple(X.shape[1:])
+    if X.ndim == 2 and math.isqrt(X.shape[1]) ** 2 == X.shape[1]:
+        side = math.isqrt(X.shape[1])
+        return (1, side, side)
+    raise CommandError(f"cannot tell the image size from data of shape {X.shape}")
+
+
+def build_model(args: argparse.Namespace, input_shape: Sequence[int], n_classes: int):
+    """The network that `--model` names, sized for images of input_shape (C, H, W)."""
+    from mnist_nn.model import build_cnn, build_mlp
 
     if args.model == "mlp":
         return build_mlp(
-            [n_inputs, *args.hidden, n_classes],
+            [int(np.prod(input_shape)), *args.hidden, n_classes],
             activation=args.activation,
             dropout=args.dropout,
             seed=args.seed,
         )
+    if args.model == "cnn":
+        return build_cnn(input_shape, n_filters=args.filters, n_classes=n_classes, seed=args.seed)
     raise CommandError(f"unknown model {args.model!r}; choose one of {list(MODEL_CHOICES)}")
 
 
@@ -255,7 +313,7 @@ def run_train(args: argparse.Namespace) -> int:
             X, y, val_fraction=args.val_fraction, seed=args.seed
         )
     n_classes = int(max(y.max(), y_test.max())) + 1
-    model = build_model(args, int(np.prod(X.shape[1:])), n_classes)
+    model = build_model(args, image_shape(X), n_classes)
     print(model.summary())
     print(f"training on {len(X):,} images, validating on {_count(validation_data)} images")
 

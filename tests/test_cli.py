@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_nn import cli, load_model, write_idx
+from mnist_nn.conv import Conv2D
 from mnist_nn.datasets import MNIST
 from mnist_nn.synthetic import load_synthetic
 
@@ -43,6 +44,16 @@ def trained(data_dir, tmp_path_factory) -> Path:
         ["train", "--data-dir", str(data_dir), "--hidden", "32", "--epochs", "3", "--out", str(out)]
     )
     assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(data_dir, tmp_path_factory) -> Path:
+    """A small CNN trained by `train --model cnn` on 200 images for one epoch."""
+    out = tmp_path_factory.mktemp("runs") / "cnn.npz"
+    args = ["train", "--model", "cnn", "--filters", "4", "8", "--activation", "relu"]
+    args += ["--dropout", "0", "--data-dir", str(data_dir), "--limit", "200", "--epochs", "1"]
+    assert cli.main([*args, "--out", str(out)]) == 0
     return out
 
 
@@ -171,6 +182,24 @@ def test_predict_gives_digit_and_top_three(trained, capsys):
         assert line.count("%") == 3
 
 
+def test_train_cnn_builds_conv_blocks_sized_by_filters(trained_cnn):
+    model = load_model(trained_cnn)
+    assert model.input_shape == (1, 28, 28)
+    conv_filters = [layer.n_filters for layer in model.layers if isinstance(layer, Conv2D)]
+    assert conv_filters == [4, 8] and model.n_classes == 10
+    assert trained_cnn.with_suffix(".png").is_file()
+
+
+def test_evaluate_and_predict_a_saved_cnn(trained_cnn, data_dir, capsys):
+    code, out, _ = run_main(["evaluate", str(trained_cnn), "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    (X_test, y_test) = load_synthetic(n_train=600, n_test=200, seed=0)[1]
+    expected = load_model(trained_cnn).evaluate(X_test, y_test).accuracy
+    assert f"test accuracy {expected:.2%}" in out
+    code, out, _ = run_main(["predict", str(trained_cnn), str(EXAMPLES / "digit-3.png")], capsys)
+    assert code == 0 and out.count("%") == 3
+
+
 def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
     code, out, err = run_main(["predict", str(trained), str(tmp_path / "nope.png")], capsys)
     assert_one_line_error(code, err, "nope.png")
@@ -186,6 +215,11 @@ def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
         (["train", "--optimizer", "rmsprop"], ["rmsprop"]),
         (["train", "--epochs", "many"], ["many"]),
         (["train", "--model", "transformer"], ["transformer"]),
+        (["train", "--model", "cnn", "--hidden", "32"], ["--hidden", "mlp"]),
+        (["train", "--model", "cnn", "--activation", "tanh"], ["--activation", "mlp"]),
+        (["train", "--model", "cnn", "--dropout", "0.2"], ["--dropout", "mlp"]),
+        (["train", "--model", "cnn", "--filters", "8", "0"], ["--filters"]),
+        (["train", "--filters", "8"], ["--filters", "cnn"]),
         (["frobnicate"], ["frobnicate"]),
         ([], ["required"]),
     ],
@@ -243,3 +277,27 @@ def test_bench_flop_count_matches_the_layer_products():
     # forward 784*8 + 8*10; backward dW for both layers, dX only for the second
     case = BenchCase((8,), "adam", 32)
     assert case.flops_per_sample() == 2 * (2 * (784 * 8 + 8 * 10) + 8 * 10)
+
+
+def test_bench_cnn_case_name_and_flop_count():
+    from mnist_nn.bench import CASES, BenchCase
+
+    case = BenchCase((16, 32), "adam", 128, model="cnn")
+    assert case.name == "cnn 16-32 adam b128" and case in CASES
+    # conv 5x5 padding 2 keeps 28x28, then 14x14 after the pool: out_h*out_w*F*k*k*C each
+    conv1, conv2, dense = 28 * 28 * 16 * 25 * 1, 14 * 14 * 32 * 25 * 16, 7 * 7 * 32 * 10
+    assert case.flops_per_sample() == 2 * (3 * (conv1 + conv2 + dense) - conv1)
+
+
+def test_bench_tiny_runs_the_cnn_case_without_torch(tmp_path, monkeypatch, capsys):
+    from mnist_nn import bench
+
+    monkeypatch.setattr(bench, "TINY_SIZES", (256, 64))  # the CNN is slower: fewer images
+    path = tmp_path / "bench.json"
+    args = ["bench", "--tiny", "--no-torch", "--case", "cnn 16-32 adam b128", "--json", str(path)]
+    code, out, _ = run_main(args, capsys)
+    assert code == 0 and "| cnn 16-32 adam b128 |" in out
+    (case,) = json.loads(path.read_text())["cases"]
+    assert case["model"] == "cnn" and case["hidden"] == [16, 32]
+    # the worker process rebuilt the case as a cnn: build_cnn's 28,938 parameters
+    assert case["frameworks"]["mnist_nn"]["n_params"] == 28_938
