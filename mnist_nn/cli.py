@@ -18,7 +18,7 @@ import numpy as np
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
-DATASET_CHOICES = ("mnist", "fashion-mnist", "synthetic")
+DATASET_CHOICES = ("mnist", "fashion-mnist", "mnist-test-split", "synthetic")
 MODEL_CHOICES = ("mlp", "cnn")
 DEFAULT_HIDDEN = (128, 64)  # the mlp's hidden layers
 DEFAULT_FILTERS = (16, 32)  # the cnn's filters per conv block
@@ -40,7 +40,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         choices=DATASET_CHOICES,
         default="mnist",
-        help="which data set (default: mnist; synthetic draws digits in code, offline)",
+        help="which data set (default: mnist; mnist-test-split: only MNIST's test file, split "
+        "8,000/2,000; synthetic: digits drawn in code, offline)",
     )
     parser.add_argument(
         "--data-dir",
@@ -199,9 +200,10 @@ def _run(args: argparse.Namespace) -> int:
         ValueError,
         OSError,
     ) as error:
-        # Library messages may carry advice on further lines; the first line says what failed.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        print(f"mnist_nn {args.command}: error: {first_line}", file=sys.stderr)
+        # The first line says what failed; some library messages add advice on further lines
+        # (the offline error lists the URLs tried and how to place the files by hand).
+        message = str(error).strip() or repr(error)
+        print(f"mnist_nn {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -219,10 +221,9 @@ def run_download(args: argparse.Namespace) -> int:
     if args.dataset == "synthetic":
         raise CommandError("synthetic digits are drawn in code; there is nothing to download")
     (X_train, _), (X_test, _) = _load(args)
-    print(
-        f"{args.dataset}: {len(X_train):,} training and {len(X_test):,} test images in "
-        f"{dataset_folder(args.dataset, args.data_dir)}"
-    )
+    files = "mnist" if args.dataset == "mnist-test-split" else args.dataset  # MNIST's own files
+    folder = dataset_folder(files, args.data_dir)
+    print(f"{args.dataset}: {len(X_train):,} training and {len(X_test):,} test images in {folder}")
     return 0
 
 
@@ -248,6 +249,11 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
     args.dropout = 0.0 if args.dropout is None else args.dropout
     if args.out is None:
         args.out = Path(f"runs/{args.model}.npz")
+    if args.out.suffix.lower() == ".png":  # the curves' picture would overwrite the model
+        raise CommandError(
+            f"--out {args.out} is where the model goes; name it .npz (the learning curves are "
+            "saved next to it as .png)"
+        )
 
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size}
     if args.model == "mlp":

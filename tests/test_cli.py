@@ -78,15 +78,43 @@ def test_download_finds_files_already_in_place(data_dir, capsys):
     assert "600 training and 200 test images" in out and str(data_dir) in out
 
 
-def test_download_failure_is_one_line(tmp_path, monkeypatch, capsys):
+def test_download_failure_says_what_was_tried_and_how_to_place_the_files(
+    tmp_path, monkeypatch, capsys
+):
+    from dataclasses import replace
+
     from mnist_nn import datasets
 
-    def offline(spec, remote, folder, progress, timeout):
-        raise datasets.DatasetNotFoundError(f"Could not download {remote.name}. Tried:\n  ...")
-
-    monkeypatch.setattr(datasets, "_download", offline)
+    # A mirror on a local port where nothing listens: the connection is refused at once.
+    offline = replace(MNIST, mirrors=("http://127.0.0.1:9/",))
+    monkeypatch.setitem(datasets.DATASETS, "mnist", offline)
     code, _, err = run_main(["download", "--data-dir", str(tmp_path)], capsys)
-    assert_one_line_error(code, err, "Could not download")
+    assert code != 0 and "Traceback" not in err
+    first_line, *advice = err.strip().splitlines()
+    assert first_line.startswith("mnist_nn download: error: Could not download")
+    advice = "\n".join(advice)  # the library's advice reaches the user whole
+    assert "http://127.0.0.1:9/" in advice and str(tmp_path) in advice
+    assert "t10k-images-idx3-ubyte.gz" in advice and "by hand" in advice
+    assert not list(tmp_path.iterdir())  # nothing half-downloaded left behind
+
+
+def test_out_ending_in_png_is_refused_so_the_curves_cannot_overwrite_the_model(
+    data_dir, tmp_path, capsys
+):
+    args = ["train", "--data-dir", str(data_dir), "--out", str(tmp_path / "model.png")]
+    code, _, err = run_main(args, capsys)
+    assert_one_line_error(code, err, "--out", ".npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_mnist_test_split_is_a_dataset_choice(tmp_path, capsys):
+    # Only the two test files, as on a machine that cannot get MNIST's training file.
+    _, (X_test, y_test) = load_synthetic(n_train=1, n_test=8_050, seed=1)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", X_test)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", y_test.astype(np.uint8))
+    args = ["download", "--dataset", "mnist-test-split", "--data-dir", str(tmp_path)]
+    code, out, _ = run_main(args, capsys)
+    assert code == 0 and "mnist-test-split: 8,000 training and 50 test images" in out, out
 
 
 def test_train_writes_model_and_learning_curves(trained, capsys):
