@@ -3,6 +3,8 @@ memory layouts, save/load, bad input, and learning synthetic digits."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -303,3 +305,18 @@ def test_small_cnn_learns_synthetic_digits():
     history = fit(model, X, y, epochs=2, batch_size=32, learning_rate=1e-2, seed=0, progress=False)
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert model.evaluate(X_test, y_test).accuracy > 0.9
+
+
+def test_inference_memory_is_sized_per_chunk_not_per_data_set():
+    # 2,000 images through build_cnn: its first layer alone would hold 2,000 x 16 x 28 x 28
+    # float32 values (100 MB) if predict passed them all at once. Chunks of 128 need a few MB.
+    model = build_cnn(seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (2_000, 28, 28), dtype=np.uint8)
+    model.predict(images[:128])  # the layers' reused buffers exist before measuring
+    tracemalloc.start()
+    try:
+        model.evaluate(images, np.zeros(2_000, dtype=np.int64))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 2**20, f"evaluate allocated up to {peak / 2**20:.0f} MB at once"
