@@ -396,6 +396,7 @@ def _load_model(path: Path):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from mnist_nn.datasets import class_names
     from mnist_nn.metrics import confusion_matrix
 
     model = _load_model(args.model)
@@ -407,9 +408,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{args.model}: test accuracy {result.accuracy:.2%} (loss {result.loss:.4f}) on "
         f"{len(y_test):,} {args.dataset} images"
     )
+    names = class_names(args.dataset) if len(per_class) == 10 else []
     print("\naccuracy per class:")
     for label, share in enumerate(per_class):
-        print(f"  {label}: {share:.2%}")
+        name = f" {names[label]}" if names and names[label] != str(label) else ""
+        print(f"  {label}{name}: {share:.2%}")
     print("\nconfusion matrix (rows: true class, columns: predicted):")
     print(format_confusion_matrix(C))
     return 0

@@ -380,6 +380,19 @@ def load_mnist_test_split(
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-test-split", "synthetic")
 
+# Label k of Fashion-MNIST is FASHION_MNIST_CLASSES[k] (Xiao, Rasul and Vollgraf, 2017).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
+
+def class_names(name: str) -> list[str]:
+    """What labels 0..9 mean in data set `name`: the digits, or Fashion-MNIST's clothes."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown data set {name!r}; choose one of {list(DATASET_NAMES)}")
+    return list(FASHION_MNIST_CLASSES) if name == "fashion-mnist" else [str(d) for d in range(10)]
+
 
 def load_dataset(
     name: str,

@@ -20,6 +20,7 @@ from mnist_nn.datasets import (
     DatasetNotFoundError,
     DatasetSpec,
     RemoteFile,
+    class_names,
     dataset_folder,
     default_data_dir,
     load_dataset,
@@ -332,3 +333,12 @@ def test_mnist_test_split_uses_only_the_test_file(tmp_path):
         load_mnist_test_split(tmp_path, n_train=8)
     with pytest.raises(DatasetNotFoundError):
         load_mnist_test_split(tmp_path / "empty", download=False)
+
+
+def test_class_names_say_what_the_labels_stand_for():
+    assert class_names("mnist") == class_names("mnist-test-split") == list("0123456789")
+    fashion = class_names("fashion-mnist")
+    assert len(fashion) == len(set(fashion)) == 10
+    assert (fashion[0], fashion[9]) == ("T-shirt/top", "Ankle boot")
+    with pytest.raises(ValueError, match="unknown data set 'kmnist'"):
+        class_names("kmnist")
