@@ -34,11 +34,11 @@ CNN_KERNEL_SIZE, CNN_PADDING = 5, 2  # build_cnn's defaults: "same" convolutions
 class BenchCase:
     """One network and its training settings, trained identically by both frameworks.
 
-    model "mlp": `hidden` holds the hidden layer sizes (build_mlp); model "cnn": `hidden` holds
-    the filters of each conv 5x5 -> ReLU -> max-pool 2x2 block (build_cnn, padding 2).
+    widths: the hidden layer sizes for model "mlp" (build_mlp); the filters of each conv 5x5 ->
+    ReLU -> max-pool 2x2 block for model "cnn" (build_cnn, padding 2).
     """
 
-    hidden: tuple[int, ...]
+    widths: tuple[int, ...]
     optimizer: str  # "momentum" (SGD with momentum 0.9) or "adam"
     batch_size: int
     model: str = "mlp"
@@ -46,9 +46,9 @@ class BenchCase:
     @property
     def name(self) -> str:
         if self.model == "cnn":
-            network = f"cnn {'-'.join(map(str, self.hidden))}"
+            network = f"cnn {'-'.join(map(str, self.widths))}"
         else:
-            network = "-".join(map(str, (IMAGE_SIDE**2, *self.hidden, N_CLASSES)))
+            network = "-".join(map(str, (IMAGE_SIDE**2, *self.widths, N_CLASSES)))
         return f"{network} {self.optimizer} b{self.batch_size}"
 
     @property
@@ -69,10 +69,10 @@ class BenchCase:
     def _layer_products(self) -> list[int]:
         """Forward multiply-adds per sample of each layer with weights, input to output."""
         if self.model == "mlp":
-            sizes = (IMAGE_SIDE**2, *self.hidden, N_CLASSES)
+            sizes = (IMAGE_SIDE**2, *self.widths, N_CLASSES)
             return [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
         products, side, n_channels = [], IMAGE_SIDE, 1
-        for n_filters in self.hidden:
+        for n_filters in self.widths:
             side = side + 2 * CNN_PADDING - CNN_KERNEL_SIZE + 1  # stride 1
             products.append(side * side * n_filters * CNN_KERNEL_SIZE**2 * n_channels)
             side, n_channels = side // 2, n_filters  # max-pool 2x2
@@ -330,14 +330,14 @@ def _train_mnist_nn(case: BenchCase, epochs: int, data) -> dict:
     if case.model == "cnn":
         model = build_cnn(
             (1, IMAGE_SIDE, IMAGE_SIDE),
-            n_filters=case.hidden,
+            n_filters=case.widths,
             kernel_size=CNN_KERNEL_SIZE,
             padding=CNN_PADDING,
             n_classes=N_CLASSES,
             seed=0,
         )
     else:
-        model = build_mlp([IMAGE_SIDE**2, *case.hidden, N_CLASSES], seed=0)
+        model = build_mlp([IMAGE_SIDE**2, *case.widths, N_CLASSES], seed=0)
     history = fit(
         model,
         X_train,
@@ -364,7 +364,7 @@ def _torch_model(case: BenchCase, torch):
     layers = []
     if case.model == "cnn":
         side, n_channels = IMAGE_SIDE, 1
-        for n_filters in case.hidden:
+        for n_filters in case.widths:
             layers += [
                 torch.nn.Conv2d(n_channels, n_filters, CNN_KERNEL_SIZE, padding=CNN_PADDING),
                 torch.nn.ReLU(),
@@ -374,7 +374,7 @@ def _torch_model(case: BenchCase, torch):
             n_channels = n_filters
         layers += [torch.nn.Flatten(), torch.nn.Linear(side * side * n_channels, N_CLASSES)]
         return torch.nn.Sequential(*layers)
-    sizes = (IMAGE_SIDE**2, *case.hidden, N_CLASSES)
+    sizes = (IMAGE_SIDE**2, *case.widths, N_CLASSES)
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
     return torch.nn.Sequential(*layers[:-1])
@@ -431,7 +431,7 @@ def _worker(spec: dict) -> dict:
     """One timed training run (in its own process); returns what it measured."""
     with np.load(spec["data"]) as archive:
         data = tuple(archive[key] for key in ("X_train", "y_train", "X_test", "y_test"))
-    case = BenchCase(**{**spec["case"], "hidden": tuple(spec["case"]["hidden"])})
+    case = BenchCase(**{**spec["case"], "widths": tuple(spec["case"]["widths"])})
     train = _train_mnist_nn if spec["framework"] == "mnist_nn" else _train_pytorch
     result = train(case, spec["epochs"], data)
     result.update(n_train=len(data[0]), peak_rss_mb=_peak_rss_mb())

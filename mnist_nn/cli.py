@@ -1,7 +1,8 @@
 """The command line, `python -m mnist_nn`: download, train, evaluate, predict and bench.
 
 Every subcommand is a function taking the parsed arguments; main() turns the errors a user can
-cause (bad arguments, missing files, damaged data) into one line on stderr and a non-zero exit.
+cause (bad arguments, missing files, damaged data) into a message on stderr, one line plus the
+library's advice where it gives some (how to place MNIST by hand), and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ DEFAULT_FILTERS = (16, 32)  # the cnn's filters per conv block
 
 
 class CommandError(Exception):
-    """A problem the user can fix; main() prints its message as one line."""
+    """A problem the user can fix; main() prints its message without a traceback."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -298,7 +299,16 @@ def build_model(args: argparse.Namespace, input_shape: Sequence[int], n_classes:
             seed=args.seed,
         )
     if args.model == "cnn":
-        return build_cnn(input_shape, n_filters=args.filters, n_classes=n_classes, seed=args.seed)
+        try:
+            return build_cnn(
+                input_shape, n_filters=args.filters, n_classes=n_classes, seed=args.seed
+            )
+        except ValueError as error:  # each block halves the image: too many blocks shrink it away
+            height, width = input_shape[1:]
+            raise CommandError(
+                f"--filters gives {len(args.filters)} conv blocks, too many for {height}x{width} "
+                f"images, which each block halves; give fewer numbers ({error})"
+            ) from None
     raise CommandError(f"unknown model {args.model!r}; choose one of {list(MODEL_CHOICES)}")
 
 

@@ -350,10 +350,11 @@ def _how_to_place(spec: DatasetSpec, folder: Path) -> str:
         f"Data folder: {folder}\n"
         f"To place the {spec.name} files by hand (e.g. on an offline machine), download these "
         f"four files elsewhere and copy them into that folder, .gz or decompressed:\n{names}\n"
-        "Or pass data_dir= or set MNIST_NN_DATA to a folder that holds them. "
-        'With only MNIST\'s two test files, load_dataset("mnist-test-split") splits them into '
-        "training and test digits. For an offline demo without MNIST, use "
-        'load_dataset("synthetic").'
+        "Or point to a folder that holds them: data_dir= in Python, --data-dir on the command "
+        "line, or the MNIST_NN_DATA environment variable. With only MNIST's two test files, the "
+        'data set "mnist-test-split" splits them into training and test digits; for an offline '
+        'demo without MNIST, "synthetic" draws digits in code (load_dataset(name) in Python, '
+        "--dataset NAME on the command line, DATASET in the notebook)."
     )
 
 

@@ -53,7 +53,8 @@ class Layer:
     @classmethod
     def count_params(cls, **config) -> int:
         """How many parameter values cls(**config) would hold, without building it: load_model
-        checks a file's architecture against the arrays it stores before allocating anything."""
+        checks a file's architecture against the arrays it stores before allocating anything.
+        0 here; every layer with parameters overrides it."""
         return 0
 
     def __repr__(self) -> str:

@@ -25,6 +25,9 @@ FORMAT_VERSION = 1
 # values (6.4 MB of float32): 2,048 images for an MLP on 784 pixels, 128 for build_cnn, whose
 # first layer turns each image into 16 x 28 x 28 values. Memory stays bounded for any model.
 INFERENCE_CHUNK_VALUES = 2048 * 784
+# load_model builds the layers a file describes before it compares them with the stored arrays;
+# it refuses to build more than this many parameter values beyond those stored (40 MB).
+MAX_UNSTORED_VALUES = 10_000_000
 _FINITE_CHECK_ROWS = 8192
 
 
@@ -364,13 +367,14 @@ def load_model(path: str | os.PathLike) -> Model:
     for layer_type, _ in layer_specs:
         if layer_type not in LAYER_TYPES:
             raise bad(f"unknown layer type {layer_type!r}; known types are {sorted(LAYER_TYPES)}")
-    # Sizes first: a tampered architecture must not make us allocate terabytes.
+    # Sizes first: a tampered architecture must not make us allocate terabytes. Small
+    # mismatches (a missing or misnamed array) are reported by name further down.
     n_stored = sum(value.size for key, value in arrays.items() if key.startswith("param:"))
     try:
         n_needed = sum(LAYER_TYPES[kind].count_params(**config) for kind, config in layer_specs)
     except (TypeError, ValueError) as error:
         raise bad(f"its architecture description is unreadable ({error})") from error
-    if n_needed > n_stored:
+    if n_needed > n_stored + MAX_UNSTORED_VALUES:
         raise bad(f"its layers need {n_needed:,} parameter values but it stores only {n_stored:,}")
 
     layers = []

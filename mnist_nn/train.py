@@ -195,13 +195,18 @@ def fit(
             optimizer.learning_rate = learning_rate_at(epoch - 1)
             bar.set_description(f"epoch {epoch}/{epochs}")
             start_time = time.perf_counter()
+            start_weights = model.get_weights()  # finite: the previous epoch checked them
             row = {"epoch": epoch}
             row["train_loss"], row["train_accuracy"], penalty = _train_one_epoch(
-                model, X, y, optimizer, batch_size, weight_decay, rng, epoch, bar
+                model, X, y, optimizer, batch_size, weight_decay, rng, epoch, start_weights, bar
             )
             row["val_loss"], row["val_accuracy"] = None, None
             if validation_data is not None:
-                row["val_loss"], row["val_accuracy"] = model.evaluate(X_val, y_val)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    row["val_loss"], row["val_accuracy"] = model.evaluate(X_val, y_val)
+                if not math.isfinite(row["val_loss"]):
+                    what = f"the validation loss became {row['val_loss']}"
+                    _stop(model, start_weights, epoch, n_batches, optimizer, what)
             row["learning_rate"] = optimizer.learning_rate
             row["seconds"] = time.perf_counter() - start_time
             row["l2_penalty"] = penalty  # (lambda / 2) sum W^2 at the epoch's last step
@@ -246,13 +251,15 @@ def _train_one_epoch(
     weight_decay: float,
     rng: np.random.Generator,
     epoch: int,
+    start_weights: list[np.ndarray],
     bar: tqdm,
 ) -> tuple[float, float, float]:
-    """One pass over (X, y) in a new random order; returns mean loss, accuracy, L2 penalty."""
+    """One pass over (X, y) in a new random order; returns mean loss, accuracy, L2 penalty.
+
+    start_weights: the weights at the epoch's start, put back if training diverges.
+    """
     loss_function = model.loss_function
     grads = [grad for _, grad in model.parameters()]
-    # Weights at the epoch's start: finite, the fallback if a step overflows them.
-    start_weights = model.get_weights()
     loss_sum, n_correct, penalty = 0.0, 0, 0.0
     # Overflow warnings are expected when training diverges; it is detected and reported below
     # with a clearer message than NumPy's.

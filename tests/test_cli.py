@@ -4,6 +4,7 @@ bench, --help, and one-line errors with a non-zero exit code."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,14 +87,18 @@ def test_download_failure_says_what_was_tried_and_how_to_place_the_files(
     from mnist_nn import datasets
 
     # A mirror on a local port where nothing listens: the connection is refused at once.
-    offline = replace(MNIST, mirrors=("http://127.0.0.1:9/",))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free now, and nothing will listen once it is closed
+    offline = replace(MNIST, mirrors=(f"http://127.0.0.1:{port}/",))
     monkeypatch.setitem(datasets.DATASETS, "mnist", offline)
     code, _, err = run_main(["download", "--data-dir", str(tmp_path)], capsys)
     assert code != 0 and "Traceback" not in err
     first_line, *advice = err.strip().splitlines()
     assert first_line.startswith("mnist_nn download: error: Could not download")
     advice = "\n".join(advice)  # the library's advice reaches the user whole
-    assert "http://127.0.0.1:9/" in advice and str(tmp_path) in advice
+    assert f"http://127.0.0.1:{port}/" in advice and str(tmp_path) in advice
+    assert "--data-dir" in advice and "--dataset NAME" in advice  # advice for the command line
     assert "t10k-images-idx3-ubyte.gz" in advice and "by hand" in advice
     assert not list(tmp_path.iterdir())  # nothing half-downloaded left behind
 
@@ -233,6 +238,12 @@ def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
     assert_one_line_error(code, err, "nope.png")
 
 
+def test_too_many_conv_blocks_for_the_image_size_say_so(data_dir, capsys):
+    args = ["train", "--model", "cnn", "--filters", *"222222", "--data-dir", str(data_dir)]
+    code, _, err = run_main(args, capsys)
+    assert_one_line_error(code, err, "--filters gives 6 conv blocks", "28x28", "fewer")
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -326,6 +337,6 @@ def test_bench_tiny_runs_the_cnn_case_without_torch(tmp_path, monkeypatch, capsy
     code, out, _ = run_main(args, capsys)
     assert code == 0 and "| cnn 16-32 adam b128 |" in out
     (case,) = json.loads(path.read_text())["cases"]
-    assert case["model"] == "cnn" and case["hidden"] == [16, 32]
+    assert case["model"] == "cnn" and case["widths"] == [16, 32]
     # the worker process rebuilt the case as a cnn: build_cnn's 28,938 parameters
     assert case["frameworks"]["mnist_nn"]["n_params"] == 28_938

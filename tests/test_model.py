@@ -200,7 +200,7 @@ def set_architecture(arrays, edit):
 BAD_FILES = {
     "wrong version": (lambda a: a.update(format_version=np.array(99)), "format version 99"),
     "no version": (lambda a: a.pop("format_version"), "'format_version' is missing"),
-    "missing weights": (lambda a: a.pop("param:layer2.W"), "need 6,370 parameter values but"),
+    "missing weights": (lambda a: a.pop("param:layer2.W"), r"missing parameters \['layer2.W'\]"),
     "renamed weights": (
         lambda a: a.update({"param:layer2.V": a.pop("param:layer2.W")}),
         r"missing parameters \['layer2.W'\], unexpected entries \['layer2.V'\]",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mnist_nn.model import build_mlp
+from mnist_nn.model import Evaluation, build_mlp
 from mnist_nn.optimizers import SGD
 from mnist_nn.preprocess import normalize
 from mnist_nn.train import HISTORY_KEYS, History, TrainingDivergedError, fit
@@ -201,6 +201,18 @@ def test_divergence_in_the_last_step_of_training_is_caught_too():
     for weights, initial in zip(model.get_weights(), initial_weights, strict=True):
         np.testing.assert_array_equal(weights, initial)  # back to the start of epoch 1
     assert np.isfinite(model.predict_proba(IMAGES)).all()
+
+
+def test_a_validation_loss_of_nan_stops_training_too(monkeypatch):
+    # Weights that are fine on every training batch but overflow on some validation image are
+    # hard to make on purpose; a stand-in evaluate gives the validation loss fit would see.
+    model = build_mlp([784, 16, 10], seed=0)
+    monkeypatch.setattr(model, "evaluate", lambda X, y: Evaluation(float("nan"), 0.0))
+    initial_weights = model.get_weights()
+    with pytest.raises(TrainingDivergedError, match="epoch 1, .*validation loss became nan"):
+        fit(model, IMAGES, LABELS, epochs=3, validation_data=(IMAGES, LABELS), progress=False)
+    for weights, initial in zip(model.get_weights(), initial_weights, strict=True):
+        np.testing.assert_array_equal(weights, initial)
 
 
 BAD_FITS = [
