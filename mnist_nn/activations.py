@@ -88,7 +88,9 @@ class ReLU(Layer):
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         if self.mask is None or self.mask.shape != X.shape:
-            self.mask = np.empty(X.shape, dtype=bool)
+            # empty_like keeps X's memory order (channels-last after a Conv2D), so the mask is
+            # written and read along X's memory, not across it. Any order gives the same result.
+            self.mask = np.empty_like(X, dtype=bool)
         np.greater(X, 0, out=self.mask)
         return np.maximum(X, 0)
 

@@ -208,8 +208,11 @@ class Conv2D(Layer):
             )
         K, C, F = self.kernel_size, self.n_channels, self.n_filters
         dZ = dout.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*OH*OW, F), a view if channels-last
-        dW_mat = self.cols.T @ dZ  # (K*K*C, F); BLAS reads cols transposed, no copy
-        self.grads["W"][...] = dW_mat.reshape(K, K, C, F).transpose(3, 2, 0, 1)  # (F, C, K, K)
+        # dW_mat^T = dZ^T cols, (F, K*K*C). The same numbers as cols^T dZ, but BLAS computes
+        # this orientation about twice as fast here: the long N*OH*OW axis is summed over
+        # with both operands read along their rows.
+        dW_rows = dZ.T @ self.cols  # (F, K*K*C), columns ordered (p, q, c)
+        self.grads["W"][...] = dW_rows.reshape(F, K, K, C).transpose(0, 3, 1, 2)  # (F, C, K, K)
         np.sum(dZ, axis=0, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
