@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_nn.conv import conv_output_size
+
 FRAMEWORKS = ("mnist_nn", "pytorch")
 LEARNING_RATES = {"momentum": 0.01, "adam": 1e-3}  # mnist_nn's defaults, given to both
 IMAGE_SIDE, N_CLASSES = 28, 10
@@ -73,7 +75,7 @@ class BenchCase:
             return [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
         products, side, n_channels = [], IMAGE_SIDE, 1
         for n_filters in self.widths:
-            side = side + 2 * CNN_PADDING - CNN_KERNEL_SIZE + 1  # stride 1
+            side = conv_output_size(side, CNN_KERNEL_SIZE, stride=1, padding=CNN_PADDING)
             products.append(side * side * n_filters * CNN_KERNEL_SIZE**2 * n_channels)
             side, n_channels = side // 2, n_filters  # max-pool 2x2
         return [*products, side * side * n_channels * N_CLASSES]
@@ -370,7 +372,7 @@ def _torch_model(case: BenchCase, torch):
                 torch.nn.ReLU(),
                 torch.nn.MaxPool2d(2),
             ]
-            side = (side + 2 * CNN_PADDING - CNN_KERNEL_SIZE + 1) // 2
+            side = conv_output_size(side, CNN_KERNEL_SIZE, stride=1, padding=CNN_PADDING) // 2
             n_channels = n_filters
         layers += [torch.nn.Flatten(), torch.nn.Linear(side * side * n_channels, N_CLASSES)]
         return torch.nn.Sequential(*layers)
@@ -410,7 +412,7 @@ def _train_pytorch(case: BenchCase, epochs: int, data) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(index)
+            loss_sum += loss.item() * len(index)  # as fit sums the loss for its history
         epoch_seconds.append(time.perf_counter() - start)
     with torch.no_grad():
         predictions = torch.cat(

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_nn.datasets import DATASET_NAMES
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
-DATASET_CHOICES = ("mnist", "fashion-mnist", "mnist-test-split", "synthetic")
 MODEL_CHOICES = ("mlp", "cnn")
 DEFAULT_HIDDEN = (128, 64)  # the mlp's hidden layers
 DEFAULT_FILTERS = (16, 32)  # the cnn's filters per conv block
@@ -39,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
-        choices=DATASET_CHOICES,
+        choices=DATASET_NAMES,
         default="mnist",
         help="which data set (default: mnist; mnist-test-split: only MNIST's test file, split "
         "8,000/2,000; synthetic: digits drawn in code, offline)",
@@ -407,13 +408,14 @@ def _load_model(path: Path):
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from mnist_nn.datasets import class_names
-    from mnist_nn.metrics import confusion_matrix
+    from mnist_nn.metrics import confusion_matrix, precision_recall
 
     model = _load_model(args.model)
     X_test, y_test = _load(args, split="test")
     result = model.evaluate(X_test, y_test)
-    C = confusion_matrix(y_test, model.predict(X_test), n_classes=model.n_classes)
-    per_class = np.diag(C) / np.maximum(C.sum(axis=1), 1)
+    y_pred = model.predict(X_test)
+    C = confusion_matrix(y_test, y_pred, n_classes=model.n_classes)
+    _, per_class = precision_recall(y_test, y_pred, n_classes=model.n_classes)  # recall
     print(
         f"{args.model}: test accuracy {result.accuracy:.2%} (loss {result.loss:.4f}) on "
         f"{len(y_test):,} {args.dataset} images"

@@ -412,14 +412,14 @@ def load_dataset(
     """
     if split not in (None, "train", "test"):
         raise ValueError(f'split must be None, "train" or "test", got {split!r}')
-    if name in ("synthetic", "mnist-test-split"):
-        if name == "synthetic":
-            from mnist_nn.synthetic import load_synthetic
+    if name in DATASETS:
+        return load_mnist(data_dir, dataset=name, split=split, **options)
+    if name == "synthetic":
+        from mnist_nn.synthetic import load_synthetic
 
-            train, test = load_synthetic(**options)
-        else:
-            train, test = load_mnist_test_split(data_dir, **options)
-        return (train, test) if split is None else {"train": train, "test": test}[split]
-    if name not in DATASETS:
+        train, test = load_synthetic(**options)
+    elif name == "mnist-test-split":
+        train, test = load_mnist_test_split(data_dir, **options)
+    else:
         raise ValueError(f"unknown data set {name!r}; choose one of {list(DATASET_NAMES)}")
-    return load_mnist(data_dir, dataset=name, split=split, **options)
+    return (train, test) if split is None else {"train": train, "test": test}[split]
