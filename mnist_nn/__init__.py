@@ -34,6 +34,7 @@ from mnist_nn.datasets import (
 )
 from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from mnist_nn.idx import IDXError, read_idx, write_idx
+from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
 from mnist_nn.layers import LAYER_TYPES, Dense, Dropout, Layer, register_layer
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
@@ -41,13 +42,10 @@ from mnist_nn.model import Evaluation, Model, build_cnn, build_mlp, load_model
 from mnist_nn.optimizers import SGD, Adam, Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import (
     flatten,
-    load_digit_image,
     minibatch_indices,
     minibatches,
     normalize,
     one_hot,
-    prepare_digit_image,
-    read_image,
     train_val_split,
 )
 from mnist_nn.synthetic import load_synthetic, make_synthetic_digits

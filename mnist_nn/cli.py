@@ -442,7 +442,7 @@ def format_confusion_matrix(C: np.ndarray) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from mnist_nn.preprocess import load_digit_image
+    from mnist_nn.images import load_digit_image
 
     model = _load_model(args.model)
     failed = 0

@@ -1,4 +1,4 @@
-"""Turning a learner's own picture into an MNIST-style input (preprocess.load_digit_image)."""
+"""Turning a learner's own picture into an MNIST-style input (images.load_digit_image)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_nn.preprocess import load_digit_image, prepare_digit_image, read_image
+from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
 
 
 def dark_seven_on_white(height: int = 120, width: int = 90) -> np.ndarray:
