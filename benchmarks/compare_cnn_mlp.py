@@ -5,7 +5,7 @@ Real MNIST digits when only the 10,000-image test file is at hand: a seeded perm
 train with Adam (learning rate 1e-3), batch 128, the same epochs and seeds. Not a test: it needs
 the real files, e.g. a copy of ../shared/data/mnist-t10k in /tmp/mnist-real.
 
-    python benchmarks/compare_cnn_mlp.py --data-dir /tmp/mnist-real --epochs 10
+    python benchmarks/compare_cnn_mlp.py --data-dir /tmp/mnist-real --n-epochs 10
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import mnist_nn as nn
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder with MNIST's t10k files")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n-epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="model and training seed")
     parser.add_argument("--split-seed", type=int, default=0)
     args = parser.parse_args()
@@ -30,7 +30,7 @@ def main() -> None:
     order = np.random.default_rng(args.split_seed).permutation(len(X))
     train, test = order[:8000], order[8000:]
     models = {
-        "MLP 784-128-64-10": nn.build_mlp([784, 128, 64, 10], seed=args.seed),
+        "MLP 784-128-64-10": nn.build_mlp((128, 64), seed=args.seed),
         "CNN (build_cnn)": nn.build_cnn(seed=args.seed),
     }
     for name, model in models.items():
@@ -39,7 +39,7 @@ def main() -> None:
             model,
             X[train],
             y[train],
-            epochs=args.epochs,
+            n_epochs=args.n_epochs,
             batch_size=128,
             optimizer="adam",
             learning_rate=1e-3,
@@ -51,7 +51,7 @@ def main() -> None:
         print(
             f"{name:20s} test accuracy {accuracy:.2%}  test loss {loss:.4f}  "
             f"train accuracy {history['train_accuracy'][-1]:.2%}  "
-            f"{args.epochs} epochs in {seconds:.0f} s",
+            f"{args.n_epochs} epochs in {seconds:.0f} s",
             flush=True,
         )
 

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--n-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=HERE / "learning-curves.png")
     args = parser.parse_args()
@@ -37,20 +37,18 @@ def main() -> None:
     (X_train, y_train), (X_test, y_test) = nn.load_dataset(args.dataset, args.data_dir)
     (X_train, y_train), (X_val, y_val) = nn.train_val_split(X_train, y_train, seed=args.seed)
     sizes = [784, *args.hidden_sizes, 10]
-    model = nn.build_mlp(sizes, dropout=args.dropout, seed=args.seed)
-    start = time.perf_counter()
-    history = nn.fit(
-        model,
-        X_train,
-        y_train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+    settings = nn.Settings(
+        hidden_sizes=args.hidden_sizes,
+        dropout=args.dropout,
         optimizer="adam",
         learning_rate=args.learning_rate,
         schedule="cosine",
-        validation_data=(X_val, y_val),
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
         seed=args.seed,
     )
+    start = time.perf_counter()
+    model, history = nn.build_and_fit(X_train, y_train, settings, validation_data=(X_val, y_val))
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(X_test, y_test)
 

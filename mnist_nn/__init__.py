@@ -1,147 +1,81 @@
-"""mnist_nn: a neural network from scratch in NumPy that reads handwritten digits."""
+"""mnist_nn: a neural network from scratch in NumPy that reads handwritten digits.
 
-from mnist_nn.activations import (
-    ACTIVATIONS,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    leaky_relu,
-    leaky_relu_derivative,
-    make_activation,
-    relu,
-    relu_derivative,
-    sigmoid,
-    sigmoid_derivative,
-    softmax,
-    softmax_backward,
-    tanh,
-    tanh_derivative,
-)
-from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, im2col
+The names here are what a learner or user calls; everything else stays in its module
+(e.g. mnist_nn.conv.im2col, mnist_nn.datasets.load_mnist_test_split). Figures: mnist_nn.plots.
+"""
+
+from mnist_nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, relu, softmax
+from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
 from mnist_nn.datasets import (
-    ChecksumWarning,
     DatasetNotFoundError,
-    DatasetSpec,
-    RemoteFile,
     class_names,
     dataset_folder,
-    default_data_dir,
     load_dataset,
     load_mnist,
-    load_mnist_test_split,
 )
 from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
-from mnist_nn.idx import IDXError, read_idx, write_idx
 from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
-from mnist_nn.layers import LAYER_TYPES, Dense, Dropout, Layer, register_layer
+from mnist_nn.layers import Dense, Dropout, Layer
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
-from mnist_nn.model import Evaluation, Model, build_cnn, build_mlp, load_model
-from mnist_nn.optimizers import SGD, Adam, Optimizer, make_optimizer, make_schedule
-from mnist_nn.preprocess import (
-    flatten,
-    minibatch_indices,
-    minibatches,
-    normalize,
-    one_hot,
-    train_val_split,
-)
-from mnist_nn.synthetic import load_synthetic, make_synthetic_digits
-from mnist_nn.train import History, TrainConfig, TrainingDivergedError, fit
-from mnist_nn.tuning import (
-    DEFAULT_SETTINGS,
-    CVResult,
-    GridResults,
-    cross_validate,
-    grid_search,
-    refit,
-    stratified_kfold,
-)
+from mnist_nn.model import Model, build_cnn, build_mlp, build_model
+from mnist_nn.model_file import load_model
+from mnist_nn.optimizers import SGD, Adam
+from mnist_nn.preprocess import flatten, minibatches, normalize, one_hot, train_val_split
+from mnist_nn.settings import Settings
+from mnist_nn.train import History, TrainingDivergedError, TrainingInterrupted, build_and_fit, fit
+from mnist_nn.tuning import cross_validate, grid_search
 
 __version__ = "0.1.0"
 
 # Grouped by module, in the order of the imports above.
 __all__ = [
-    "ACTIVATIONS",
     "LeakyReLU",
     "ReLU",
     "Sigmoid",
-    "Softmax",
     "Tanh",
-    "make_activation",
     "relu",
-    "leaky_relu",
-    "sigmoid",
-    "tanh",
     "softmax",
-    "softmax_backward",
-    "relu_derivative",
-    "leaky_relu_derivative",
-    "sigmoid_derivative",
-    "tanh_derivative",
     "Conv2D",
     "Flatten",
     "MaxPool2D",
-    "col2im",
-    "im2col",
-    "ChecksumWarning",
     "DatasetNotFoundError",
-    "DatasetSpec",
-    "RemoteFile",
     "class_names",
     "dataset_folder",
-    "default_data_dir",
     "load_dataset",
     "load_mnist",
-    "load_mnist_test_split",
     "check_layer",
     "check_model",
     "numerical_gradient",
     "relative_error",
-    "IDXError",
-    "read_idx",
-    "write_idx",
-    "LAYER_TYPES",
+    "load_digit_image",
+    "prepare_digit_image",
+    "read_image",
     "Dense",
     "Dropout",
     "Layer",
-    "register_layer",
     "SoftmaxCrossEntropy",
     "accuracy",
     "confusion_matrix",
     "precision_recall",
-    "Evaluation",
     "Model",
     "build_cnn",
     "build_mlp",
+    "build_model",
     "load_model",
     "SGD",
     "Adam",
-    "Optimizer",
-    "make_optimizer",
-    "make_schedule",
     "flatten",
-    "load_digit_image",
-    "minibatch_indices",
     "minibatches",
     "normalize",
     "one_hot",
-    "prepare_digit_image",
-    "read_image",
     "train_val_split",
-    "load_synthetic",
-    "make_synthetic_digits",
+    "Settings",
     "History",
-    "TrainConfig",
     "TrainingDivergedError",
+    "TrainingInterrupted",
+    "build_and_fit",
     "fit",
-    "DEFAULT_SETTINGS",
-    "CVResult",
-    "GridResults",
     "cross_validate",
     "grid_search",
-    "refit",
-    "stratified_kfold",
 ]

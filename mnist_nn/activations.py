@@ -54,15 +54,23 @@ def tanh_derivative(Z: np.ndarray) -> np.ndarray:
     return 1.0 - np.tanh(Z) ** 2
 
 
+def log_softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise log of softmax: log P[i, k] = Z[i, k] - log sum_j exp(Z[i, j]).  (N, C) -> (N, C)
+
+    Subtracting each row's maximum first changes nothing mathematically but keeps exp from
+    overflowing (the largest exponent becomes exp(0) = 1) and the log from seeing 0.
+    """
+    Z_shifted = Z - Z.max(axis=-1, keepdims=True)  # (N, C), each row's maximum is 0
+    Z_shifted -= np.log(np.exp(Z_shifted).sum(axis=-1, keepdims=True))
+    return Z_shifted
+
+
 def softmax(Z: np.ndarray) -> np.ndarray:
     """Row-wise softmax: P[i, k] = exp(Z[i, k]) / sum_j exp(Z[i, j]).  (N, C) -> (N, C)
 
-    Subtracting each row's maximum first changes nothing mathematically but keeps exp from
-    overflowing: the largest exponent becomes exp(0) = 1.
+    Computed as exp(log_softmax(Z)): the one stable softmax that the loss and predict_proba use.
     """
-    E = np.exp(Z - Z.max(axis=-1, keepdims=True))
-    E /= E.sum(axis=-1, keepdims=True)
-    return E
+    return np.exp(log_softmax(Z))
 
 
 def softmax_backward(P: np.ndarray, dout: np.ndarray) -> np.ndarray:
@@ -164,6 +172,7 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "tanh": Tanh,
     "softmax": Softmax,
 }
+HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")  # softmax belongs to the loss
 
 
 def make_activation(name: str, **kwargs) -> Layer:

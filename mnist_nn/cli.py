@@ -2,13 +2,16 @@
 
 Every subcommand is a function taking the parsed arguments; main() turns the errors a user can
 cause (bad arguments, missing files, damaged data) into a message on stderr, one line plus the
-library's advice where it gives some (how to place MNIST by hand), and a non-zero exit.
+library's advice where it gives some (how to place MNIST by hand), and a non-zero exit. The train
+options are the fields of Settings, spelled the same (n_epochs is --n-epochs). Nothing here
+imports the benchmark until `bench` runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -17,13 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from mnist_nn.datasets import DATASET_NAMES
+from mnist_nn.settings import CHOICES, FIELD_NAMES, Settings
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
-MODEL_CHOICES = ("mlp", "cnn")
-DEFAULT_HIDDEN = (128, 64)  # the mlp's hidden layers
-DEFAULT_FILTERS = (16, 32)  # the cnn's filters per conv block
+MLP_ONLY, CNN_ONLY = ("hidden_sizes", "activation", "dropout"), ("n_filters",)
 
 
 class CommandError(Exception):
@@ -37,12 +39,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
+def option_name(setting: str) -> str:
+    """The command-line spelling of a setting: n_epochs -> --n-epochs."""
+    return "--" + setting.replace("_", "-")
+
+
+def _add_data_options(parser: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+    shown = default or "the one the model was trained on, else mnist"
     parser.add_argument(
         "--dataset",
         choices=DATASET_NAMES,
-        default="mnist",
-        help="which data set (default: mnist; mnist-test-split: only MNIST's test file, split "
+        default=default,
+        help=f"which data set (default: {shown}; mnist-test-split: only MNIST's test file, split "
         "8,000/2,000; synthetic: digits drawn in code, offline)",
     )
     parser.add_argument(
@@ -53,77 +61,58 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from mnist_nn.activations import ACTIVATIONS
-    from mnist_nn.optimizers import OPTIMIZERS, SCHEDULES
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    """One option per Settings field. Their default is None, "not given", so that an option
+    that means nothing for the chosen --model is refused instead of silently ignored."""
+    for knob in dataclasses.fields(Settings):
+        default = knob.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        options = {"default": None, "help": f"{knob.metadata['help']} (default: {shown})"}
+        if knob.name in CHOICES:
+            options["choices"] = CHOICES[knob.name]
+        elif isinstance(default, tuple):
+            options.update(type=int, nargs="+", metavar="N")
+        else:
+            options["type"] = float if knob.name in ("learning_rate", "dropout") else type(default)
+            if default is None:  # learning_rate and patience: None means "the default"
+                options["type"] = float if knob.name == "learning_rate" else int
+        parser.add_argument(option_name(knob.name), **options)
 
-    parser = _Parser(
-        prog="python -m mnist_nn",
-        description="A neural network from scratch in NumPy that reads handwritten digits.",
+
+def _add_bench_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=3, help="runs per framework (default: 3)")
+    parser.add_argument(
+        "--n-epochs",
+        type=int,
+        default=3,
+        help="epochs per run; the first is a warm-up and not timed when there are more "
+        "(default: 3)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-
-    download = commands.add_parser(
-        "download", help="fetch MNIST (or Fashion-MNIST) into the data folder"
+    parser.add_argument(
+        "--case",
+        dest="cases",
+        action="append",
+        metavar="NAME",
+        help='run only this case, e.g. "cnn 16-32 adam b128" (repeatable; default: all)',
     )
-    _add_data_options(download)
-    download.set_defaults(run=run_download)
+    parser.add_argument("--no-torch", action="store_true", help="time mnist_nn alone")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a seconds-long smoke run: 2,000 synthetic images, one epoch, the default mlp (or "
+        "the --case networks)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("runs/bench.json"),
+        help="where to write the results (default: runs/bench.json)",
+    )
 
+
+def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a network and save it")
-    train.add_argument(
-        "--model",
-        choices=MODEL_CHOICES,
-        default="mlp",
-        help="mlp: dense layers; cnn: conv 5x5 -> ReLU -> max-pool blocks, then dense "
-        "(default: mlp)",
-    )
-    # None marks "not given", so options that mean nothing for the chosen --model are refused
-    # instead of silently ignored.
-    train.add_argument(
-        "--hidden",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="UNITS",
-        help="hidden layer sizes, mlp only (default: 128 64)",
-    )
-    train.add_argument(
-        "--filters",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="N",
-        help="filters of each conv block, cnn only (default: 16 32)",
-    )
-    train.add_argument(
-        "--activation",
-        choices=sorted(set(ACTIVATIONS) - {"softmax"}),
-        default=None,
-        help="hidden activation; the cnn uses relu (default: relu)",
-    )
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(default: adam)")
-    train.add_argument(
-        "--learning-rate",
-        type=float,
-        default=None,
-        help="(default: the optimizer's: 0.1 sgd, 0.01 momentum/nesterov, 0.001 adam)",
-    )
-    train.add_argument(
-        "--schedule", choices=SCHEDULES, default="constant", help="(default: constant)"
-    )
-    train.add_argument("--batch-size", type=int, default=128, help="(default: 128)")
-    train.add_argument("--epochs", type=int, default=10, help="(default: 10)")
-    train.add_argument(
-        "--dropout", type=float, default=None, help="dropout rate, mlp only (default: 0)"
-    )
-    train.add_argument("--l2", type=float, default=0.0, help="L2 weight decay (default: 0)")
-    train.add_argument(
-        "--patience",
-        type=int,
-        default=None,
-        help="stop after this many epochs without a better validation loss (default: never)",
-    )
+    _add_settings_options(train)
     train.add_argument(
         "--val-fraction",
         type=float,
@@ -137,7 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="train on the first N training images only, for a quick try",
     )
-    train.add_argument("--seed", type=int, default=0, help="(default: 0)")
     _add_data_options(train)
     train.add_argument(
         "--out",
@@ -148,11 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=run_train)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m mnist_nn",
+        description="A neural network from scratch in NumPy that reads handwritten digits.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    download = commands.add_parser(
+        "download", help="fetch MNIST (or Fashion-MNIST) into the data folder"
+    )
+    _add_data_options(download)
+    download.set_defaults(run=run_download)
+
+    _add_train_command(commands)
+
     evaluate = commands.add_parser(
         "evaluate", help="test accuracy, per-class accuracy and the confusion matrix"
     )
     evaluate.add_argument("model", type=Path, metavar="MODEL", help="a saved .npz model")
-    _add_data_options(evaluate)
+    _add_data_options(evaluate, default=None)
+    evaluate.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="evaluate even on images the model was trained on (the accuracy is then flattering)",
+    )
     evaluate.set_defaults(run=run_evaluate)
 
     predict = commands.add_parser("predict", help="read the digit in each image file")
@@ -163,9 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=run_predict)
 
     bench = commands.add_parser("bench", help="time training against PyTorch on the CPU")
-    from mnist_nn.bench import add_arguments
-
-    add_arguments(bench)
+    _add_bench_options(bench)
     _add_data_options(bench)
     bench.set_defaults(run=run_bench)
     return parser
@@ -229,160 +237,120 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_train_arguments(args: argparse.Namespace) -> None:
-    """Refuse bad values and options that mean nothing for --model; fill in the defaults."""
-    if args.model == "cnn":
-        ignored = {
-            "--hidden": args.hidden is not None,
-            "--activation": args.activation not in (None, "relu"),
-            "--dropout": args.dropout not in (None, 0.0),
-        }
-        for option, given in ignored.items():
-            if given:
-                raise CommandError(
-                    f"{option} is for --model mlp; the cnn is conv -> relu -> max-pool blocks "
-                    "without dropout, sized by --filters"
-                )
-    elif args.filters is not None:
-        raise CommandError("--filters is for --model cnn; size the mlp with --hidden")
-    args.hidden = list(DEFAULT_HIDDEN) if args.hidden is None else args.hidden
-    args.filters = list(DEFAULT_FILTERS) if args.filters is None else args.filters
-    args.activation = "relu" if args.activation is None else args.activation
-    args.dropout = 0.0 if args.dropout is None else args.dropout
-    if args.out is None:
-        args.out = Path(f"runs/{args.model}.npz")
-    if args.out.suffix.lower() == ".png":  # the curves' picture would overwrite the model
-        raise CommandError(
-            f"--out {args.out} is where the model goes; name it .npz (the learning curves are "
-            "saved next to it as .png)"
-        )
+def settings_from_arguments(args: argparse.Namespace) -> Settings:
+    """The Settings the train options give; options foreign to --model are refused."""
+    given = {name: getattr(args, name) for name in FIELD_NAMES if getattr(args, name) is not None}
+    model = given.get("model", "mlp")
+    foreign = CNN_ONLY if model == "mlp" else MLP_ONLY
+    for name in foreign:
+        if name in given and given[name] != getattr(Settings(), name):
+            other = "cnn" if model == "mlp" else "mlp"
+            sized_by = "--hidden-sizes" if model == "mlp" else "--n-filters"
+            raise CommandError(
+                f"{option_name(name)} is for --model {other}; the {model} is sized by {sized_by}"
+            )
+    try:
+        return Settings(**given)
+    except ValueError as error:
+        raise CommandError(_with_option_names(str(error))) from None
 
-    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size}
-    if args.model == "mlp":
-        positive["--hidden"] = min(args.hidden)
-    else:
-        positive["--filters"] = min(args.filters)
-    if args.limit is not None:
-        positive["--limit"] = args.limit
-    if args.patience is not None:
-        positive["--patience"] = args.patience
-    for option, value in positive.items():
-        if value < 1:
-            raise CommandError(f"{option} must be at least 1, got {value}")
+
+def _with_option_names(message: str) -> str:
+    """A Settings error in the command line's words: n_epochs -> --n-epochs."""
+    for name in FIELD_NAMES:
+        message = re.sub(rf"\b{name}\b", option_name(name), message)
+    return message
+
+
+def _check_train_options(args: argparse.Namespace, settings: Settings) -> Path:
+    """Refuse bad data options; return where the model goes."""
+    if args.limit is not None and args.limit < 1:
+        raise CommandError(f"--limit must be at least 1, got {args.limit}")
     if not 0.0 <= args.val_fraction < 1.0:
         raise CommandError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    if args.patience is not None and args.val_fraction == 0.0:
+    if settings.patience is not None and args.val_fraction == 0.0:
         raise CommandError("--patience watches the validation loss: use --val-fraction > 0")
-
-
-def image_shape(X: np.ndarray) -> tuple[int, int, int]:
-    """Per-image (channels, height, width) of a data set shaped (N, H, W), (N, C, H, W) or (N, D)
-    with D a square number of pixels."""
-    if X.ndim == 3:
-        return (1, *X.shape[1:])
-    if X.ndim == 4:
-        return tuple(X.shape[1:])
-    if X.ndim == 2 and math.isqrt(X.shape[1]) ** 2 == X.shape[1]:
-        side = math.isqrt(X.shape[1])
-        return (1, side, side)
-    raise CommandError(f"cannot tell the image size from data of shape {X.shape}")
-
-
-def build_model(args: argparse.Namespace, input_shape: Sequence[int], n_classes: int):
-    """The network that `--model` names, sized for images of input_shape (C, H, W)."""
-    from mnist_nn.model import build_cnn, build_mlp
-
-    if args.model == "mlp":
-        return build_mlp(
-            [int(np.prod(input_shape)), *args.hidden, n_classes],
-            activation=args.activation,
-            dropout=args.dropout,
-            seed=args.seed,
+    out = args.out or Path(f"runs/{settings.model}.npz")
+    if out.suffix.lower() == ".png":  # the curves' picture would overwrite the model
+        raise CommandError(
+            f"--out {out} is where the model goes; name it .npz (the learning curves are saved "
+            "next to it as .png)"
         )
-    if args.model == "cnn":
-        try:
-            return build_cnn(
-                input_shape, n_filters=args.filters, n_classes=n_classes, seed=args.seed
-            )
-        except ValueError as error:  # each block halves the image: too many blocks shrink it away
-            height, width = input_shape[1:]
-            raise CommandError(
-                f"--filters gives {len(args.filters)} conv blocks, too many for {height}x{width} "
-                f"images, which each block halves; give fewer numbers ({error})"
-            ) from None
-    raise CommandError(f"unknown model {args.model!r}; choose one of {list(MODEL_CHOICES)}")
+    return out
+
+
+def _training_data(args: argparse.Namespace, settings: Settings):
+    """(X, y), validation data or None, and the test split, as the data options say."""
+    from mnist_nn.preprocess import train_val_split
+
+    (X, y), test = _load(args)
+    if args.limit is not None:
+        X, y = X[: args.limit], y[: args.limit]
+    if args.val_fraction == 0.0:
+        return (X, y), None, test
+    train, validation = train_val_split(X, y, val_fraction=args.val_fraction, seed=settings.seed)
+    return train, validation, test
 
 
 def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from mnist_nn.model import build_model
     from mnist_nn.plots import plot_history
-    from mnist_nn.preprocess import train_val_split
-    from mnist_nn.train import History, fit
+    from mnist_nn.train import TrainingInterrupted, fit
 
-    _check_train_arguments(args)
-    (X, y), (X_test, y_test) = _load(args)
-    if args.limit is not None:
-        X, y = X[: args.limit], y[: args.limit]
-    validation_data = None
-    if args.val_fraction > 0.0:
-        (X, y), validation_data = train_val_split(
-            X, y, val_fraction=args.val_fraction, seed=args.seed
-        )
-    n_classes = int(max(y.max(), y_test.max())) + 1
-    model = build_model(args, image_shape(X), n_classes)
+    settings = settings_from_arguments(args)
+    out = _check_train_options(args, settings)
+    (X, y), validation_data, (X_test, y_test) = _training_data(args, settings)
+    try:
+        model = build_model(settings, X.shape[1:], n_classes=10)
+    except ValueError as error:
+        raise CommandError(_with_option_names(str(error))) from None
     print(model.summary())
     print(f"training on {len(X):,} images, validating on {_count(validation_data)} images")
-
-    # The best epoch so far (lowest validation loss, or simply the latest without validation)
-    # is copied after every epoch, so Ctrl-C can stop at any moment and still keep it.
-    best = {"loss": math.inf, "epoch": None, "weights": None}
-    rows: list[dict] = []
-
-    def after_epoch(row: dict) -> None:
-        rows.append(row)
-        tqdm.write(_epoch_line(row, args.epochs))
-        if row["val_loss"] is None or row["val_loss"] < best["loss"]:
-            best.update(loss=row["val_loss"], epoch=row["epoch"], weights=model.get_weights())
-
     interrupted = False
     try:
-        fit(
+        history = fit(
             model,
             X,
             y,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            learning_rate=args.learning_rate,
-            schedule=args.schedule,
-            weight_decay=args.l2,
+            settings,
             validation_data=validation_data,
-            early_stopping_patience=args.patience,
-            seed=args.seed,
             progress=sys.stderr.isatty(),
-            on_epoch_end=after_epoch,
+            on_epoch_end=lambda row: tqdm.write(_epoch_line(row, settings.n_epochs)),
         )
-    except KeyboardInterrupt:
-        interrupted = True
-        if best["weights"] is None:
+    except TrainingInterrupted as stop:
+        if stop.history.best_epoch is None:
             print("\ninterrupted before the first epoch ended: no model saved", file=sys.stderr)
             return EXIT_INTERRUPTED
-        print(f"\ninterrupted: keeping epoch {best['epoch']}, the best so far", file=sys.stderr)
-    model.set_weights(best["weights"])
-
-    path = model.save(args.out)
-    history = History()
-    for row in rows:
-        history.append(row)
+        print(f"\ninterrupted: {stop}", file=sys.stderr)
+        history, interrupted = stop.history, True
+    test = model.evaluate(X_test, y_test)
+    _record_provenance(model, args.dataset, test, len(X_test))
+    path = model.save(out)
     figure_path = path.with_suffix(".png")
     plot_history(history).savefig(figure_path, dpi=100)
-    test = model.evaluate(X_test, y_test)
     print(
-        f"test accuracy {test.accuracy:.2%} (loss {test.loss:.4f}), model of epoch {best['epoch']}"
+        f"test accuracy {test.accuracy:.2%} (loss {test.loss:.4f}), model of epoch "
+        f"{history.best_epoch}"
     )
     print(f"saved the model to {path} and the learning curves to {figure_path}")
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _record_provenance(model, dataset: str, test, n_test: int) -> None:
+    from mnist_nn import __version__
+    from mnist_nn.datasets import class_names
+
+    model.provenance.update(
+        dataset=dataset,
+        class_names=class_names(dataset),
+        input="28x28 grey images, light ink on black; uint8 pixels scaled by 1/255",
+        test_accuracy=test.accuracy,
+        test_loss=test.loss,
+        n_test=n_test,
+        mnist_nn_version=__version__,
+    )
 
 
 def _count(data) -> str:
@@ -401,17 +369,21 @@ def _epoch_line(row: dict, n_epochs: int) -> str:
 
 
 def _load_model(path: Path):
-    from mnist_nn.model import load_model
+    from mnist_nn.model_file import load_model
 
     return load_model(path)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from mnist_nn.datasets import class_names
     from mnist_nn.metrics import confusion_matrix, precision_recall
 
     model = _load_model(args.model)
+    trained_on = model.provenance.get("dataset")
+    args.dataset = args.dataset or trained_on or "mnist"
     X_test, y_test = _load(args, split="test")
+    _check_overlap(model, X_test, args)
+    if trained_on and trained_on != args.dataset:
+        print(f"note: {args.model} was trained on {trained_on}, evaluated here on {args.dataset}")
     result = model.evaluate(X_test, y_test)
     y_pred = model.predict(X_test)
     C = confusion_matrix(y_test, y_pred, n_classes=model.n_classes)
@@ -420,31 +392,64 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{args.model}: test accuracy {result.accuracy:.2%} (loss {result.loss:.4f}) on "
         f"{len(y_test):,} {args.dataset} images"
     )
-    names = class_names(args.dataset) if len(per_class) == 10 else []
+    names = _class_names(model, args.dataset)
     print("\naccuracy per class:")
     for label, share in enumerate(per_class):
-        name = f" {names[label]}" if names and names[label] != str(label) else ""
+        name = f" {names[label]}" if names[label] != str(label) else ""
         print(f"  {label}{name}: {share:.2%}")
     print("\nconfusion matrix (rows: true class, columns: predicted):")
     print(format_confusion_matrix(C))
     return 0
 
 
+def _check_overlap(model, X_test: np.ndarray, args: argparse.Namespace) -> None:
+    """Refuse test images the model was trained on, unless --allow-overlap says otherwise."""
+    from mnist_nn.provenance import overlap_fraction
+
+    if model.train_fingerprint is None:
+        return
+    share = overlap_fraction(model.train_fingerprint, X_test)
+    if share <= 0.01:  # a few exact duplicates between independent sets are possible
+        return
+    message = (
+        f"about {share:.0%} of these {len(X_test):,} {args.dataset} test images were among "
+        f"{args.model}'s training images"
+    )
+    if not args.allow_overlap:
+        raise CommandError(
+            f"{message}, so its accuracy on them says little; evaluate it on the data set it was "
+            f"trained on ({model.provenance.get('dataset', 'see train')}), or pass "
+            "--allow-overlap"
+        )
+    print(f"note: {message} (--allow-overlap: the accuracy below is flattering)")
+
+
+def _class_names(model, dataset: str | None) -> list[str]:
+    """What the model's outputs stand for: its recorded class names, else the data set's."""
+    from mnist_nn.datasets import class_names
+
+    names = model.provenance.get("class_names")
+    if names and len(names) == model.n_classes:
+        return [str(name) for name in names]
+    if model.n_classes == 10:
+        return class_names(dataset or "mnist")
+    return [str(label) for label in range(model.n_classes)]
+
+
 def format_confusion_matrix(C: np.ndarray) -> str:
     """A text table of counts with class numbers along both edges."""
-    width = max(len(str(C.max())), len(str(len(C) - 1))) + 1
-    header = " " * 4 + "".join(f"{label:>{width}}" for label in range(len(C)))
-    rows = [
-        f"{label:>3} " + "".join(f"{count:>{width}}" for count in row)
-        for label, row in enumerate(C)
-    ]
-    return "\n".join([header, *rows])
+    from mnist_nn.tables import format_table
+
+    labels = [str(label) for label in range(len(C))]
+    rows = [["", *labels], *([label, *map(str, row)] for label, row in zip(labels, C, strict=True))]
+    return format_table(rows, right_aligned=range(len(C) + 1))
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from mnist_nn.images import load_digit_image
 
     model = _load_model(args.model)
+    names = _class_names(model, model.provenance.get("dataset"))
     failed = 0
     for path in args.images:
         try:
@@ -455,8 +460,8 @@ def run_predict(args: argparse.Namespace) -> int:
             continue
         P = model.predict_proba(image[None])[0]  # (C,)
         top = np.argsort(P)[::-1][:3]
-        ranked = ", ".join(f"{label} {P[label]:.1%}" for label in top)
-        print(f"{path}: {top[0]}  ({ranked})")
+        ranked = ", ".join(f"{names[label]} {P[label]:.1%}" for label in top)
+        print(f"{path}: {names[top[0]]}  ({ranked})")
     return EXIT_ERROR if failed else 0
 
 

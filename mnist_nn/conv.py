@@ -15,11 +15,6 @@ from numpy.lib.stride_tricks import as_strided
 
 from mnist_nn.layers import Layer, register_layer
 
-# At inference a large input goes through im2col this many samples at a time, so predict and
-# evaluate on 10,000 images never build a multi-gigabyte column matrix; the same size as fit's
-# default batch, so the reused buffers never grow beyond what training needs.
-INFERENCE_CHUNK = 128
-
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
     """Output height (or width) of a convolution: floor((size + 2 padding - K) / stride) + 1."""
@@ -137,12 +132,13 @@ class Conv2D(Layer):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Conv2D dtype must be float32 or float64, got {self.dtype}")
-        K, C, F = self.kernel_size, self.n_channels, self.n_filters
+        K, C = self.kernel_size, self.n_channels
+        shapes = self.parameter_shapes(C, self.n_filters, K)
         rng = np.random.default_rng(seed)
-        W = rng.normal(0.0, np.sqrt(2.0 / (C * K * K)), size=(F, C, K, K))
-        self.params = {"W": W.astype(self.dtype), "b": np.zeros(F, self.dtype)}
+        W = rng.normal(0.0, np.sqrt(2.0 / (C * K * K)), size=shapes["W"])
+        self.params = {"W": W.astype(self.dtype), "b": np.zeros(shapes["b"], self.dtype)}
         self.grads = {name: np.zeros_like(param) for name, param in self.params.items()}
-        self.cols: np.ndarray | None = None  # cached im2col of the last training batch
+        self.cols: np.ndarray | None = None  # cached im2col of the last batch
         self.padded_shape: tuple[int, int, int, int] | None = None
         self.input_hw: tuple[int, int] | None = None
         self._padded: np.ndarray | None = None  # reused zero-bordered input buffer
@@ -185,27 +181,19 @@ class Conv2D(Layer):
         # (K*K*C, F): the filters as columns, rows ordered (p, q, c) like im2col's columns.
         W_mat = self.params["W"].transpose(2, 3, 1, 0).reshape(K * K * C, F)
         X_nhwc = X.transpose(0, 2, 3, 1)  # a view; contiguous when X came from a layer here
-        Z = np.empty((N, OH, OW, F), dtype=np.result_type(X.dtype, self.dtype))
-        # Large inference batches go through in chunks (memory); anything else in one piece.
-        chunk = N if training or N <= INFERENCE_CHUNK else INFERENCE_CHUNK
-        for start in range(0, N, chunk):
-            X_pad = self._pad(X_nhwc[start : start + chunk])  # (n, H + 2P, W + 2P, C)
-            Z_rows = Z[start : start + chunk].reshape(-1, F)  # (n*OH*OW, F), a view
-            cols_buffer = self._buffer("cols", len(Z_rows) * K * K * C, X_pad.dtype)
-            cols = im2col(X_pad, K, self.stride, out=cols_buffer)  # (n*OH*OW, K*K*C)
-            np.matmul(cols, W_mat, out=Z_rows)
-            Z_rows += self.params["b"]
-        # Keep the columns for backward only when they cover the whole batch.
-        self.cols = cols if chunk == N else None
+        # Model.predict and evaluate pass large inputs in chunks, which bounds these buffers.
+        X_pad = self._pad(X_nhwc)  # (N, H + 2P, W + 2P, C)
+        Z = np.empty((N * OH * OW, F), dtype=np.result_type(X.dtype, self.dtype))
+        cols_buffer = self._buffer("cols", len(Z) * K * K * C, X_pad.dtype)
+        self.cols = im2col(X_pad, K, self.stride, out=cols_buffer)  # (N*OH*OW, K*K*C)
+        np.matmul(self.cols, W_mat, out=Z)
+        Z += self.params["b"]
         self.padded_shape, self.input_hw = X_pad.shape, (H, W)
-        return Z.transpose(0, 3, 1, 2)  # (N, F, OH, OW) view of channels-last memory
+        return Z.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)  # (N, F, OH, OW), channels last
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, needs_input_grad: bool = True) -> np.ndarray | None:
         if self.cols is None:
-            raise RuntimeError(
-                f"Conv2D.backward needs a forward pass first, with training=True or at most "
-                f"{INFERENCE_CHUNK} samples (larger inference batches keep no cache)"
-            )
+            raise RuntimeError("Conv2D.backward needs a forward pass first")
         K, C, F = self.kernel_size, self.n_channels, self.n_filters
         dZ = dout.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*OH*OW, F), a view if channels-last
         # dW_mat^T = dZ^T cols, (F, K*K*C). The same numbers as cols^T dZ, but BLAS computes
@@ -214,7 +202,7 @@ class Conv2D(Layer):
         dW_rows = dZ.T @ self.cols  # (F, K*K*C), columns ordered (p, q, c)
         self.grads["W"][...] = dW_rows.reshape(F, K, K, C).transpose(0, 3, 1, 2)  # (F, C, K, K)
         np.sum(dZ, axis=0, out=self.grads["b"])
-        if not self.needs_input_grad:
+        if not needs_input_grad:
             return None
         # (K*K, F, C): the filters' weights at each kernel offset (p, q).
         W_offsets = self.params["W"].transpose(2, 3, 0, 1).reshape(K * K, F, C)
@@ -245,8 +233,9 @@ class Conv2D(Layer):
         return (self.n_filters, OH, OW)
 
     @classmethod
-    def count_params(cls, n_channels: int, n_filters: int, kernel_size: int, **config) -> int:
-        return (int(n_channels) * int(kernel_size) ** 2 + 1) * int(n_filters)  # W and b
+    def parameter_shapes(cls, n_channels: int, n_filters: int, kernel_size: int, **config) -> dict:
+        F, C, K = int(n_filters), int(n_channels), int(kernel_size)
+        return {"W": (F, C, K, K), "b": (F,)}
 
     def get_config(self) -> dict:
         return {

@@ -11,7 +11,6 @@ import functools
 import hashlib
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
+from mnist_nn.files import atomic_write
 from mnist_nn.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -301,31 +301,23 @@ def _fetch(
             raise _MirrorFailed(f"HTTP {response.status_code} {response.reason}")
         if "html" in response.headers.get("Content-Type", ""):
             raise _MirrorFailed("answered with an HTML page instead of the file")
-        handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        temp_path = Path(temp_name)
         bar = tqdm(
             total=remote.size, unit="B", unit_scale=True, desc=remote.name, disable=not progress
         )
-        try:
+        # Whatever happens (bad bytes, cut connection, Ctrl-C), no partial file stays behind.
+        with bar, atomic_write(target) as file:
             digest, size = hashlib.new(hash_name), 0
-            with os.fdopen(handle, "wb") as file, bar:
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    size += len(chunk)
-                    if size > remote.size:
-                        raise _MirrorFailed(f"longer than the expected {remote.size} bytes")
-                    digest.update(chunk)
-                    file.write(chunk)
-                    bar.update(len(chunk))
-                file.flush()
-                os.fsync(file.fileno())  # on disk before the rename makes it count
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                size += len(chunk)
+                if size > remote.size:
+                    raise _MirrorFailed(f"longer than the expected {remote.size} bytes")
+                digest.update(chunk)
+                file.write(chunk)
+                bar.update(len(chunk))
             if size != remote.size:
                 raise _MirrorFailed(f"{size} bytes, expected {remote.size}")
             if digest.hexdigest() != remote.checksum:
                 raise _MirrorFailed(f"wrong bytes: {hash_name} {digest.hexdigest()}")
-            os.replace(temp_path, target)
-        finally:
-            # Whatever happened (bad bytes, cut connection, Ctrl-C), no partial file stays behind.
-            temp_path.unlink(missing_ok=True)
     return target
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 
 from mnist_nn.layers import Layer
-from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.model import Model
 
 
@@ -52,23 +51,35 @@ def check_layer(
     """Relative errors between backward() and numerical gradients for X and each parameter.
 
     The layer's output is turned into a number with a fixed random projection,
-    f = sum(forward(X) * G), so dL/dout = G is what backward receives.
+    f = sum(forward(X) * G), so dL/dout = G is what backward receives. A layer that draws random
+    numbers (Dropout, from its ``rng``) is given the same random state before every forward pass,
+    so every call sees the same mask.
     """
     X = np.array(X, dtype=np.float64)
-    G = np.random.default_rng(seed).standard_normal(layer.forward(X, training).shape)
-    needs_input_grad, layer.needs_input_grad = layer.needs_input_grad, True
-    layer.forward(X, training)
-    dX = layer.backward(G)
-    layer.needs_input_grad = needs_input_grad
-    analytic = {"X": dX, **{name: grad.copy() for name, grad in layer.grads.items()}}
+    rng_state = _random_state(layer)
+
+    def forward() -> np.ndarray:
+        if rng_state is not None:
+            layer.rng.bit_generator.state = rng_state
+        return layer.forward(X, training)
+
+    G = np.random.default_rng(seed).standard_normal(forward().shape)
+    forward()
+    analytic = {"X": layer.backward(G)}
+    analytic.update({name: grad.copy() for name, grad in layer.grads.items()})
 
     def f(_: np.ndarray) -> float:
-        return float(np.sum(layer.forward(X, training) * G))
+        return float(np.sum(forward() * G))
 
     numeric = {"X": numerical_gradient(f, X, eps)}
     for name, param in layer.params.items():
         numeric[name] = numerical_gradient(f, param, eps)
     return {name: relative_error(analytic[name], numeric[name]) for name in analytic}
+
+
+def _random_state(layer: Layer) -> dict | None:
+    rng = getattr(layer, "rng", None)
+    return None if rng is None else rng.bit_generator.state
 
 
 def check_model(
@@ -79,16 +90,10 @@ def check_model(
     Dropout is off (training=False); use a float64 model and a handful of samples.
     """
     X = np.asarray(X, dtype=np.float64)
-    loss_function = SoftmaxCrossEntropy()
+    loss_function = model.loss_function
 
     def total_loss(_: np.ndarray) -> float:
-        loss = loss_function.forward(model.forward(X), y)
-        penalty = sum(
-            float(np.vdot(layer.params["W"], layer.params["W"]))
-            for layer in model.layers
-            if "W" in layer.params
-        )
-        return loss + 0.5 * weight_decay * penalty
+        return loss_function.forward(model.forward(X), y) + model.weight_penalty(weight_decay)
 
     loss_function.forward(model.forward(X), y)
     model.backward(loss_function.backward())

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from mnist_nn.files import atomic_write
 
 # Type code (third magic byte) -> big-endian dtype of the values.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -103,15 +104,6 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)  # mtime=0: same array, same bytes
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(payload)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())  # on disk before the rename makes it count
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        file.write(payload)
     return path

@@ -21,22 +21,29 @@ class Layer:
     the loss with respect to each of them into ``grads`` under the same name. The grads arrays are
     overwritten on every backward pass (never accumulated) and stay the same objects, so an
     optimizer can hold on to them. ``forward`` caches what ``backward`` needs; ``backward`` uses
-    the cache of the most recent forward call.
+    the cache of the most recent forward call, whatever its batch size or mode.
 
-    ``needs_input_grad`` is switched off by the Model for its first layer: nobody needs the
-    gradient with respect to the images, and for Dense it costs a whole matrix product.
+    A layer with parameters takes ``backward(dout, needs_input_grad=True)``: the Model passes
+    False to its first such layer, since nobody needs the gradient with respect to the images and
+    for Dense it costs a whole matrix product; backward then returns None. Its parameter shapes
+    come from the classmethod ``parameter_shapes(**config)``, so load_model can check a file's
+    arrays before building anything.
     """
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self.needs_input_grad = True
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    @classmethod
+    def parameter_shapes(cls, **config) -> dict[str, tuple[int, ...]]:
+        """The shape of each parameter of cls(**config), without building it (none here)."""
+        return {}
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one sample's output for one sample's input shape (no batch dimension)."""
@@ -49,13 +56,6 @@ class Layer:
     @property
     def n_params(self) -> int:
         return sum(param.size for param in self.params.values())
-
-    @classmethod
-    def count_params(cls, **config) -> int:
-        """How many parameter values cls(**config) would hold, without building it: load_model
-        checks a file's architecture against the arrays it stores before allocating anything.
-        0 here; every layer with parameters overrides it."""
-        return 0
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
@@ -95,13 +95,13 @@ class Dense(Layer):
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Dense dtype must be float32 or float64, got {self.dtype}")
         rng = np.random.default_rng(seed)
-        shape = (self.n_inputs, self.n_outputs)
+        shapes = self.parameter_shapes(self.n_inputs, self.n_outputs)
         if init == "he":
-            W = rng.normal(0.0, np.sqrt(2.0 / self.n_inputs), size=shape)
+            W = rng.normal(0.0, np.sqrt(2.0 / self.n_inputs), size=shapes["W"])
         else:
             limit = np.sqrt(6.0 / (self.n_inputs + self.n_outputs))
-            W = rng.uniform(-limit, limit, size=shape)
-        self.params = {"W": W.astype(self.dtype), "b": np.zeros(self.n_outputs, self.dtype)}
+            W = rng.uniform(-limit, limit, size=shapes["W"])
+        self.params = {"W": W.astype(self.dtype), "b": np.zeros(shapes["b"], self.dtype)}
         self.grads = {name: np.zeros_like(param) for name, param in self.params.items()}
         self.X: np.ndarray | None = None
 
@@ -111,11 +111,11 @@ class Dense(Layer):
         Z += self.params["b"]
         return Z
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray, needs_input_grad: bool = True) -> np.ndarray | None:
         # Written into the existing grads arrays (out=) so an optimizer's references stay valid.
         np.matmul(self.X.T, dout, out=self.grads["W"])  # (D, M)
         np.sum(dout, axis=0, out=self.grads["b"])  # (M,)
-        if not self.needs_input_grad:
+        if not needs_input_grad:
             return None
         return dout @ self.params["W"].T  # (N, D)
 
@@ -128,8 +128,8 @@ class Dense(Layer):
         return (self.n_outputs,)
 
     @classmethod
-    def count_params(cls, n_inputs: int, n_outputs: int, **config) -> int:
-        return (int(n_inputs) + 1) * int(n_outputs)  # W and b
+    def parameter_shapes(cls, n_inputs: int, n_outputs: int, **config) -> dict:
+        return {"W": (int(n_inputs), int(n_outputs)), "b": (int(n_outputs),)}
 
     def get_config(self) -> dict:
         return {
@@ -148,8 +148,7 @@ class Dropout(Layer):
 
         out = X * M,   dX = dout * M,   M = keep / (1 - rate), keep ~ Bernoulli(1 - rate)
 
-    Shapes: any (N, ...) -> the same. Set ``fixed_mask`` to reuse one mask M on every training
-    call (gradient checks, demonstrations).
+    Shapes: any (N, ...) -> the same. The masks come from ``rng``, seeded by `seed`.
     """
 
     def __init__(self, rate: float = 0.5, seed: int | None = 0) -> None:
@@ -159,17 +158,13 @@ class Dropout(Layer):
         self.rate, self.seed = float(rate), seed
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None
-        self.fixed_mask: np.ndarray | None = None
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         if not training or self.rate == 0.0:
             self.mask = None
             return X
-        if self.fixed_mask is not None:
-            self.mask = self.fixed_mask
-        else:
-            keep = self.rng.random(X.shape, dtype=np.float32) >= self.rate
-            self.mask = keep * X.dtype.type(1.0 / (1.0 - self.rate))  # (N, ...) in X's dtype
+        keep = self.rng.random(X.shape, dtype=np.float32) >= self.rate
+        self.mask = keep * X.dtype.type(1.0 / (1.0 - self.rate))  # (N, ...) in X's dtype
         return X * self.mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnist_nn.activations import log_softmax
+
 
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(Z) against integer labels y, over the batch.
 
-        L = (1/N) sum_i [ log sum_k exp(Z[i, k]) - Z[i, y_i] ]       Z (N, C) logits, y (N,)
-        dL/dZ = (P - Y) / N                                          P = softmax(Z), Y one-hot
+        L = (1/N) sum_i [ log sum_k exp(Z[i, k]) - Z[i, y_i] ] = -(1/N) sum_i log P[i, y_i]
+        dL/dZ = (P - Y) / N                          Z (N, C) logits, y (N,), Y one-hot (N, C)
 
-    log-sum-exp is computed after subtracting each row's maximum, so exp never overflows and the
-    loss never takes log(0). L2 weight decay is not part of this class: Model.apply_weight_decay
-    adds it, because it depends on the weights, not on the logits.
+    log P comes from log_softmax, which never overflows and never takes log(0), so even a
+    confidently wrong prediction gives a large finite loss. L2 weight decay is not part of this
+    class: Model.apply_weight_decay adds it, because it depends on the weights, not on the logits.
     """
 
     def __init__(self) -> None:
@@ -22,14 +24,10 @@ class SoftmaxCrossEntropy:
         self.y: np.ndarray | None = None
 
     def forward(self, Z: np.ndarray, y: np.ndarray) -> float:
-        N = len(Z)
-        rows = np.arange(N)
-        Z_shifted = Z - Z.max(axis=1, keepdims=True)  # (N, C), each row's maximum is 0
-        E = np.exp(Z_shifted)  # (N, C), values in [0, 1], the largest exactly 1
-        row_sums = E.sum(axis=1)  # (N,), at least 1, so its log is safe
-        E /= row_sums[:, None]  # now P
-        self.P, self.y = E, y
-        return float(np.mean(np.log(row_sums) - Z_shifted[rows, y]))
+        log_P = log_softmax(Z)  # (N, C)
+        loss = -float(np.mean(log_P[np.arange(len(Z)), y]))
+        self.P, self.y = np.exp(log_P, out=log_P), y  # (N, C), kept for backward
+        return loss
 
     def backward(self) -> np.ndarray:
         """dL/dZ (N, C) for the batch of the last forward call."""

@@ -5,26 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnist_nn.validation import check_labels
+
 
 def _check_pair(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None) -> tuple:
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(
-                f"{name} must be a 1-D array of integer labels, got {y.dtype} {y.shape}"
-            )
-    if len(y_true) != len(y_pred):
-        raise ValueError(
-            f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}; they must match"
-        )
-    if len(y_true) == 0:
-        raise ValueError("got empty label arrays; pass at least one sample")
-    if n_classes is not None:
-        low, high = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
-        if low < 0 or high >= n_classes:
-            raise ValueError(
-                f"labels must lie in 0..{n_classes - 1}, found values from {low} to {high}"
-            )
+    y_true = check_labels(y_true, n_classes=n_classes, name="y_true")
+    y_pred = check_labels(y_pred, len(y_true), n_classes=n_classes, name="y_pred")
     return y_true, y_pred
 
 

@@ -1,33 +1,30 @@
 """The network: a list of layers run forward in order and backward in reverse, with predict,
-evaluate, summary and save/load to one .npz file. build_mlp makes a multilayer perceptron,
-build_cnn a small convolutional network."""
+evaluate and summary. build_mlp makes a multilayer perceptron, build_cnn a small convolutional
+network, build_model either one from Settings; model_file.py saves and loads them."""
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import tempfile
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from mnist_nn.activations import ACTIVATIONS, ReLU, Softmax, make_activation
+from mnist_nn.activations import ReLU, Softmax, make_activation, softmax
 from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
-from mnist_nn.layers import LAYER_TYPES, Dense, Dropout, Layer
+from mnist_nn.layers import Dense, Dropout, Layer
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.preprocess import normalize
+from mnist_nn.settings import Settings
+from mnist_nn.tables import format_table
+from mnist_nn.validation import check_images, check_labels
 
-FORMAT_VERSION = 1
 # predict/evaluate go through the images in chunks whose largest layer output holds this many
 # values (6.4 MB of float32): 2,048 images for an MLP on 784 pixels, 128 for build_cnn, whose
 # first layer turns each image into 16 x 28 x 28 values. Memory stays bounded for any model.
 INFERENCE_CHUNK_VALUES = 2048 * 784
-# load_model builds the layers a file describes before it compares them with the stored arrays;
-# it refuses to build more than this many parameter values beyond those stored (40 MB).
-MAX_UNSTORED_VALUES = 10_000_000
 
 
 class Evaluation(NamedTuple):
@@ -37,80 +34,28 @@ class Evaluation(NamedTuple):
     accuracy: float
 
 
-def check_images(X: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Validate images for a model with per-sample `input_shape`; return them as (N, *input_shape).
-
-    Accepted: uint8 pixels 0..255 (scaled to [0, 1] later, one batch at a time) or float32/float64
-    values already scaled. Each sample may have any shape with the right number of values, e.g.
-    (28, 28) for a model that takes (784,). The result is a view when possible, never a float copy
-    of the whole data set.
-    """
-    X = np.asarray(X)
-    n_values = int(np.prod(input_shape))
-    if X.dtype != np.uint8 and X.dtype not in (np.float32, np.float64):
-        raise ValueError(
-            f"images must be uint8 pixels (0..255) or float32/float64 values scaled to [0, 1], "
-            f"got dtype {X.dtype}; convert with X.astype(np.uint8) (raw pixels) or "
-            "X.astype(np.float32) (already scaled)"
-        )
-    if X.ndim < 2 or int(np.prod(X.shape[1:])) != n_values:
-        raise ValueError(
-            f"images must have shape (N, {', '.join(map(str, input_shape))}) or another per-sample "
-            f"shape with {n_values} values such as (N, 28, 28); got shape {X.shape}"
-        )
-    if len(X) == 0:
-        raise ValueError("got an empty array of images (N = 0); pass at least one image")
-    if X.dtype != np.uint8:
-        # Two reductions, no temporary array: a NaN makes both NaN, an inf is one of them.
-        lowest, highest = X.min(), X.max()
-        if not (np.isfinite(lowest) and np.isfinite(highest)):
-            raise ValueError(
-                "images contain NaN or inf values; clean or drop those samples before "
-                "passing them to the model"
-            )
-        # The classic slip: raw pixels cast to float without dividing by 255. (Standardised
-        # inputs, with negative values, are left alone.)
-        if lowest >= 0.0 and highest > 1.5:
-            raise ValueError(
-                f"float images hold values up to {highest:g}, but floats must be pixels scaled "
-                "to [0, 1]: divide by 255, or pass the uint8 pixels as they are"
-            )
-    return X.reshape((len(X), *input_shape))
-
-
-def check_labels(y: np.ndarray, n_samples: int, n_classes: int) -> np.ndarray:
-    """Validate integer labels 0..n_classes-1, one per image; return them as a 1-D array."""
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            f"labels must be a 1-D array of integers 0..{n_classes - 1}, got dtype {y.dtype} "
-            f"shape {y.shape}; for one-hot rows use y.argmax(axis=1), for floats y.astype(int)"
-        )
-    if len(y) != n_samples:
-        raise ValueError(
-            f"got {n_samples} images but {len(y)} labels; pass exactly one label per image"
-        )
-    if len(y) == 0:
-        raise ValueError("got an empty array of labels (N = 0); pass at least one sample")
-    if y.min() < 0 or y.max() >= n_classes:
-        raise ValueError(
-            f"labels must lie in 0..{n_classes - 1} (the model has {n_classes} outputs), "
-            f"found values from {y.min()} to {y.max()}"
-        )
-    return y
-
-
 class Model:
     """A stack of layers. The last layer gives logits Z (N, C); the loss applies softmax.
 
     forward(X) and backward(dout) are the raw math on arrays that are already float and shaped
     (N, *input_shape): no checks, the training loop's hot path. predict, predict_proba, evaluate
     (and train.fit) are the public entry points: they validate their input and accept uint8
-    images, converted one chunk at a time.
+    images, converted one chunk at a time. ``settings`` records the Settings that built and
+    trained the model, if any; ``provenance`` what it was trained and tested on (data set, class
+    names, best epoch, accuracies) and ``train_fingerprint`` hashes of some training images (see
+    provenance.py). Save and load keep all three.
     """
 
-    def __init__(self, layers: Sequence[Layer], input_shape: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        input_shape: Sequence[int] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         self.layers = list(layers)
+        self.settings = settings
+        self.provenance: dict = {}
+        self.train_fingerprint: np.ndarray | None = None
         if not self.layers:
             raise ValueError("a Model needs at least one layer")
         if isinstance(self.layers[-1], Softmax):
@@ -135,7 +80,6 @@ class Model:
             raise ValueError("the model has no layer with parameters to learn")
         # Backward stops at the first layer with parameters: nothing below it needs a gradient.
         self._first_trainable = trainable[0]
-        self.layers[self._first_trainable].needs_input_grad = False
         self.dtype = next(iter(self.layers[self._first_trainable].params.values())).dtype
         self.loss_function = SoftmaxCrossEntropy()
 
@@ -147,8 +91,9 @@ class Model:
 
     def backward(self, dout: np.ndarray) -> None:
         """Backpropagate dL/dZ (N, C) through the layers, filling every layer's grads."""
-        for layer in reversed(self.layers[self._first_trainable :]):
+        for layer in reversed(self.layers[self._first_trainable + 1 :]):
             dout = layer.backward(dout)
+        self.layers[self._first_trainable].backward(dout, needs_input_grad=False)
 
     def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(param, grad) pairs of every layer, in order; the arrays themselves, not copies."""
@@ -185,21 +130,23 @@ class Model:
     def n_params(self) -> int:
         return sum(layer.n_params for layer in self.layers)
 
-    def apply_weight_decay(self, weight_decay: float) -> float:
-        """L2 weight decay: add lambda W to each dL/dW and return the penalty (lambda/2) sum W^2.
-
-        Call after backward. Weights named "W" are decayed; biases are not (they don't make the
-        function any more complex). Total loss = cross-entropy + the returned penalty.
-        """
+    def weight_penalty(self, weight_decay: float) -> float:
+        """The L2 penalty (lambda / 2) sum W^2 over the weights named "W"; biases are not
+        penalised (they don't make the function any more complex)."""
         if weight_decay == 0.0:
             return 0.0
-        penalty = 0.0
+        weights = [layer.params["W"] for layer in self.layers if "W" in layer.params]
+        return 0.5 * weight_decay * sum(float(np.vdot(W, W)) for W in weights)
+
+    def apply_weight_decay(self, weight_decay: float) -> float:
+        """L2 weight decay: add lambda W to each dL/dW (call after backward) and return the
+        penalty. Total loss = cross-entropy + the returned penalty."""
+        if weight_decay == 0.0:
+            return 0.0
         for layer in self.layers:
             if "W" in layer.params:
-                W = layer.params["W"]
-                penalty += float(np.vdot(W, W))
-                layer.grads["W"] += weight_decay * W
-        return 0.5 * weight_decay * penalty
+                layer.grads["W"] += weight_decay * layer.params["W"]
+        return self.weight_penalty(weight_decay)
 
     def prepare_input(self, X_chunk: np.ndarray) -> np.ndarray:
         """A chunk of validated images -> floats in the model's dtype (uint8 is scaled by 1/255).
@@ -226,10 +173,7 @@ class Model:
         X = check_images(X, self.input_shape)
         P = np.empty((len(X), self.n_classes), dtype=self.dtype)
         for start, Z in self._logit_chunks(X, batch_size):
-            Z -= Z.max(axis=1, keepdims=True)
-            np.exp(Z, out=Z)
-            Z /= Z.sum(axis=1, keepdims=True)
-            P[start : start + len(Z)] = Z
+            P[start : start + len(Z)] = softmax(Z)
         return P
 
     def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
@@ -245,10 +189,9 @@ class Model:
         X = check_images(X, self.input_shape)
         y = check_labels(y, len(X), self.n_classes)
         loss_sum, n_correct = 0.0, 0
-        loss_function = SoftmaxCrossEntropy()
         for start, Z in self._logit_chunks(X, batch_size):
             y_chunk = y[start : start + len(Z)]
-            loss_sum += loss_function.forward(Z, y_chunk) * len(Z)
+            loss_sum += self.loss_function.forward(Z, y_chunk) * len(Z)
             n_correct += int(np.count_nonzero(Z.argmax(axis=1) == y_chunk))
         return Evaluation(loss_sum / len(y), n_correct / len(y))
 
@@ -258,14 +201,7 @@ class Model:
         rows.append(("", "Input", _shape_text(self.input_shape), ""))
         for index, (layer, shape) in enumerate(zip(self.layers, self.shapes[1:], strict=True)):
             rows.append((str(index), _layer_text(layer), _shape_text(shape), f"{layer.n_params:,}"))
-        widths = [max(len(row[column]) for row in rows) for column in range(4)]
-        lines = [
-            "  ".join(
-                cell.rjust(width) if column in (0, 3) else cell.ljust(width)
-                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-            for row in rows
-        ]
+        lines = format_table(rows, right_aligned=(0, 3)).splitlines()
         rule = "-" * len(max(lines, key=len))
         footer = f"Total parameters: {self.n_params:,} ({self.dtype.name})"
         return "\n".join([lines[0], rule, *lines[1:], rule, footer])
@@ -284,32 +220,10 @@ class Model:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model to one .npz file: format version, architecture (JSON), parameters.
+        """Write the model to one .npz file (see model_file.save_model); returns the path."""
+        from mnist_nn.model_file import save_model
 
-        The file is written to a temporary name in the same folder and then renamed over `path`,
-        so an interrupted save never leaves a half-written model behind.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "format_version": np.array(FORMAT_VERSION),
-            # A numpy unicode string, not an object: it loads with allow_pickle=False.
-            "architecture": np.array(json.dumps(self.architecture())),
-        }
-        arrays.update({f"param:{name}": p for name, p in self.named_parameters().items()})
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.savez(file, **arrays)
-                file.flush()
-                os.fsync(file.fileno())  # on disk before the rename makes it count
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-        return path
+        return save_model(self, path)
 
 
 def _layer_text(layer: Layer) -> str:
@@ -323,125 +237,45 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["N", *map(str, shape)]) + ")"
 
 
-def load_model(path: str | os.PathLike) -> Model:
-    """Rebuild a Model saved with Model.save; a damaged or foreign file raises ValueError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-
-    def bad(reason: str) -> ValueError:
-        return ValueError(f"{path} is not a valid mnist_nn model file: {reason}")
-
-    with open(path, "rb") as file:
-        if file.read(2) != b"PK":  # every .npz file is a zip archive
-            raise bad("it is not an .npz archive; give a file written by Model.save or `train`")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise bad(f"it is truncated or corrupted ({error}); save the model again") from error
-    except ValueError as error:  # e.g. an object array, which would need pickle
-        raise bad(f"it holds data that cannot be loaded safely ({error})") from error
-
-    for key in ("format_version", "architecture"):
-        if key not in arrays:
-            raise bad(f"the entry {key!r} is missing")
-    version = arrays.pop("format_version")
-    if version.shape != () or not np.issubdtype(version.dtype, np.integer):
-        raise bad("format_version must be a single integer")
-    if int(version) != FORMAT_VERSION:
-        raise bad(
-            f"it has format version {int(version)}, this mnist_nn reads version {FORMAT_VERSION}"
-        )
-    try:
-        architecture = json.loads(str(arrays.pop("architecture")))
-        input_shape = architecture["input_shape"]
-        layer_specs = [(spec["type"], spec["config"]) for spec in architecture["layers"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise bad(f"its architecture description is unreadable ({error})") from error
-
-    for layer_type, _ in layer_specs:
-        if layer_type not in LAYER_TYPES:
-            raise bad(f"unknown layer type {layer_type!r}; known types are {sorted(LAYER_TYPES)}")
-    # Sizes first: a tampered architecture must not make us allocate terabytes. Small
-    # mismatches (a missing or misnamed array) are reported by name further down.
-    n_stored = sum(value.size for key, value in arrays.items() if key.startswith("param:"))
-    try:
-        n_needed = sum(LAYER_TYPES[kind].count_params(**config) for kind, config in layer_specs)
-    except (TypeError, ValueError) as error:
-        raise bad(f"its architecture description is unreadable ({error})") from error
-    if n_needed > n_stored + MAX_UNSTORED_VALUES:
-        raise bad(f"its layers need {n_needed:,} parameter values but it stores only {n_stored:,}")
-
-    layers = []
-    for layer_type, config in layer_specs:
-        try:
-            layers.append(LAYER_TYPES[layer_type](**config))
-        except (TypeError, ValueError) as error:
-            raise bad(f"cannot rebuild layer {layer_type} from {config}: {error}") from error
-    try:
-        model = Model(layers, input_shape=input_shape)
-    except (TypeError, ValueError) as error:
-        raise bad(f"the layers do not fit together ({error})") from error
-
-    params = model.named_parameters()
-    stored = {key.removeprefix("param:"): value for key, value in arrays.items()}
-    missing, unexpected = sorted(set(params) - set(stored)), sorted(set(stored) - set(params))
-    if missing or unexpected:
-        raise bad(f"missing parameters {missing}, unexpected entries {unexpected}")
-    for name, param in params.items():
-        value = stored[name]
-        if value.shape != param.shape:
-            raise bad(f"{name} has shape {value.shape}, the architecture needs {param.shape}")
-        if not np.issubdtype(value.dtype, np.floating) or not np.isfinite(value).all():
-            raise bad(f"{name} must hold finite floating-point numbers")
-        np.copyto(param, value)
-    return model
-
-
 def build_mlp(
-    layer_sizes: Sequence[int] = (784, 32, 16, 10),
+    hidden_sizes: Sequence[int] = (128, 64),
+    n_inputs: int = 784,
+    n_classes: int = 10,
     activation: str = "relu",
     dropout: float = 0.0,
     seed: int = 0,
     dtype: str | type = np.float32,
 ) -> Model:
     """A multilayer perceptron: Dense -> activation (-> Dropout) for each hidden layer, then a
-    Dense layer giving logits. [784, 32, 16, 10] is 784 inputs, hidden layers of 32 and 16 units,
-    10 classes.
+    Dense layer giving logits. hidden_sizes=(128, 64) makes 784-128-64-10; () makes softmax
+    regression.
 
     Hidden layers use He init for the ReLU family and Glorot for sigmoid/tanh; the output layer,
     which no activation follows, uses Glorot. All weights and dropout masks follow from `seed`.
     """
-    sizes = [int(size) for size in layer_sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(
-            f"layer_sizes needs at least an input and an output size, all positive, got {sizes}"
-        )
-    key = str(activation).lower().replace("-", "_")
-    if key not in ACTIVATIONS or key == "softmax":
-        valid = sorted(set(ACTIVATIONS) - {"softmax"})
-        raise ValueError(f"unknown hidden activation {activation!r}; valid names are {valid}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    init = "he" if key in ("relu", "leaky_relu") else "glorot"
+    settings = Settings(hidden_sizes=hidden_sizes, activation=activation, dropout=dropout)
+    sizes = [int(n_inputs), *settings.hidden_sizes, int(n_classes)]
+    if min(sizes) < 1:
+        raise ValueError(f"n_inputs and n_classes must be at least 1, got {n_inputs}, {n_classes}")
+    init = "he" if settings.activation in ("relu", "leaky_relu") else "glorot"
     rng = np.random.default_rng(seed)
     layers: list[Layer] = []
-    for n_inputs, n_outputs in zip(sizes[:-2], sizes[1:-1], strict=True):
-        layers.append(Dense(n_inputs, n_outputs, init=init, seed=rng, dtype=dtype))
-        layers.append(make_activation(key))
-        if dropout > 0.0:
-            layers.append(Dropout(dropout, seed=int(rng.integers(2**31))))
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers.append(Dense(n_in, n_out, init=init, seed=rng, dtype=dtype))
+        layers.append(make_activation(settings.activation))
+        if settings.dropout > 0.0:
+            layers.append(Dropout(settings.dropout, seed=int(rng.integers(2**31))))
     layers.append(Dense(sizes[-2], sizes[-1], init="glorot", seed=rng, dtype=dtype))
-    return Model(layers, input_shape=(sizes[0],))
+    described = isinstance(seed, int | np.integer) and seed >= 0
+    return Model(layers, (sizes[0],), settings.replace(seed=seed) if described else None)
 
 
 def build_cnn(
-    input_shape: Sequence[int] = (1, 28, 28),
     n_filters: Sequence[int] = (16, 32),
+    input_shape: Sequence[int] = (1, 28, 28),
+    n_classes: int = 10,
     kernel_size: int = 5,
     padding: int = 2,
-    n_classes: int = 10,
     seed: int = 0,
     dtype: str | type = np.float32,
 ) -> Model:
@@ -466,6 +300,49 @@ def build_cnn(
     shape = tuple(input_shape)
     for layer in layers:  # raises a clear error if the images are too small for the blocks
         shape = layer.output_shape(shape)
-    (n_features,) = shape
-    layers.append(Dense(n_features, n_classes, init="glorot", seed=rng, dtype=dtype))
-    return Model(layers, input_shape=input_shape)
+    layers.append(Dense(shape[0], n_classes, init="glorot", seed=rng, dtype=dtype))
+    # Settings describe build_cnn's own 5x5 "same" convolutions only.
+    described = (
+        (kernel_size, padding) == (5, 2) and isinstance(seed, int | np.integer) and seed >= 0
+    )
+    settings = Settings(model="cnn", n_filters=n_filters, seed=seed) if described else None
+    return Model(layers, input_shape=input_shape, settings=settings)
+
+
+def build_model(settings: Settings, sample_shape: Sequence[int], n_classes: int) -> Model:
+    """The network that `settings` describe, for samples of sample_shape ((28, 28), (784,) or
+    (C, H, W)) and n_classes outputs; its initial weights follow from settings.seed."""
+    if settings.model == "mlp":
+        model = build_mlp(
+            settings.hidden_sizes,
+            n_inputs=math.prod(sample_shape),
+            n_classes=n_classes,
+            activation=settings.activation,
+            dropout=settings.dropout,
+            seed=settings.seed,
+        )
+    else:
+        shape = image_shape(sample_shape)
+        try:
+            model = build_cnn(settings.n_filters, shape, n_classes, seed=settings.seed)
+        except ValueError as error:  # each block halves the image: too many blocks shrink it away
+            raise ValueError(
+                f"n_filters {settings.n_filters} gives {len(settings.n_filters)} conv blocks, too "
+                f"many for {shape[1]}x{shape[2]} images, which each block halves; give fewer "
+                f"({error})"
+            ) from None
+    model.settings = settings
+    return model
+
+
+def image_shape(sample_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(channels, height, width) of one image shaped (H, W), (C, H, W) or (D,) with D square."""
+    sample_shape = tuple(int(size) for size in sample_shape)
+    if len(sample_shape) == 2:
+        return (1, *sample_shape)
+    if len(sample_shape) == 3:
+        return sample_shape
+    side = math.isqrt(sample_shape[0]) if len(sample_shape) == 1 else 0
+    if side * side != math.prod(sample_shape) or side == 0:
+        raise ValueError(f"cannot tell the image size from samples of shape {sample_shape}")
+    return (1, side, side)

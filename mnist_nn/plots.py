@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from mnist_nn.tables import format_value
+
 # Figures are built with Figure() rather than pyplot, so nothing piles up in pyplot's global
 # list of open figures; Jupyter still shows a returned Figure inline.
 
@@ -332,44 +334,18 @@ def plot_validation_curve(results, parameter: str = "hidden_sizes") -> Figure:
     others = _varying_settings(rows, exclude=(parameter,))
     groups: dict[str, list[tuple[float, dict]]] = {}
     for value, row in zip(values, rows, strict=True):
-        label = ", ".join(f"{name}={_value_text(row[name])}" for name in others)
+        label = ", ".join(f"{name}={format_value(row[name])}" for name in others)
         groups.setdefault(label, []).append((position[value], row))
     figure = Figure(figsize=(6.5, 3.8))
     axis = figure.subplots()
     for label, points in groups.items():
-        points.sort(key=lambda point: point[0])
-        color = None
-        # One-layer widths are joined by a line; deeper shapes like 128-64 stand apart.
-        for deeper in (False, True):
-            chosen = [(x, row) for x, row in points if (_n_layers(row[parameter]) > 1) == deeper]
-            if not chosen:
-                continue
-            x = np.array([point[0] for point in chosen], dtype=float)
-            mean = np.array([100 * row["mean_val_accuracy"] for _, row in chosen])
-            std = np.array([100 * row["std_val_accuracy"] for _, row in chosen])
-            line = axis.errorbar(
-                x,
-                mean,
-                yerr=std,
-                marker="s" if deeper else "o",
-                linestyle="none" if deeper else "-",
-                capsize=4,
-                color=color,
-                label=None if (deeper and color) else (label or None),
-            )
-            color = line.lines[0].get_color()
-            for x_value, (_, row) in zip(x, chosen, strict=True):
-                folds = 100 * np.asarray(row["fold_val_accuracy"])
-                axis.scatter(
-                    np.full(len(folds), x_value), folds, s=14, alpha=0.35, color=color, linewidths=0
-                )
+        _plot_group(axis, label, sorted(points, key=lambda point: point[0]), parameter)
     axis.set_xticks(
-        [position[value] for value in categories], [_value_text(value) for value in categories]
+        [position[value] for value in categories], [format_value(value) for value in categories]
     )
-    name = "hidden units" if parameter == "hidden_sizes" else parameter
     k = len(rows[0]["fold_val_accuracy"])
     axis.set(
-        xlabel=name,
+        xlabel="hidden units" if parameter == "hidden_sizes" else parameter,
         ylabel="validation accuracy (%)",
         title=f"{k}-fold cross-validation: mean ± std over folds",
     )
@@ -378,6 +354,33 @@ def plot_validation_curve(results, parameter: str = "hidden_sizes") -> Figure:
         axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _plot_group(axis, label: str, points: list[tuple[float, dict]], parameter: str) -> None:
+    """One group's means with error bars and fold dots; one-layer widths are joined by a line,
+    deeper shapes like 128-64 stand apart in the same colour."""
+    color = None
+    for deeper in (False, True):
+        chosen = [(x, row) for x, row in points if (_n_layers(row[parameter]) > 1) == deeper]
+        if not chosen:
+            continue
+        x = np.array([point[0] for point in chosen], dtype=float)
+        line = axis.errorbar(
+            x,
+            [100 * row["mean_val_accuracy"] for _, row in chosen],
+            yerr=[100 * row["std_val_accuracy"] for _, row in chosen],
+            marker="s" if deeper else "o",
+            linestyle="none" if deeper else "-",
+            capsize=4,
+            color=color,
+            label=None if (deeper and color) else (label or None),
+        )
+        color = line.lines[0].get_color()
+        for x_value, (_, row) in zip(x, chosen, strict=True):
+            folds = 100 * np.asarray(row["fold_val_accuracy"])
+            axis.scatter(
+                np.full(len(folds), x_value), folds, s=14, alpha=0.35, color=color, linewidths=0
+            )
 
 
 def plot_grid_heatmap(
@@ -395,19 +398,7 @@ def plot_grid_heatmap(
             raise ValueError(f"no column {name!r} in the results; they have {list(rows[0])}")
     x_values = sorted({_plain_value(row[x]) for row in rows}, key=_category_order)
     y_values = sorted({_plain_value(row[y]) for row in rows}, key=_category_order)
-    grid = np.full((len(y_values), len(x_values)), np.nan)
-    spread = np.full_like(grid, np.nan)
-    std_key = value.replace("mean_", "std_", 1)
-    for row in rows:
-        cell = (y_values.index(_plain_value(row[y])), x_values.index(_plain_value(row[x])))
-        if not np.isnan(grid[cell]):
-            raise ValueError(
-                f"several rows share {x}={_value_text(row[x])}, {y}={_value_text(row[y])}: "
-                f"another setting varies too ({_varying_settings(rows, exclude=(x, y))}); "
-                "pass only the rows for one value of it"
-            )
-        grid[cell] = row[value]
-        spread[cell] = row.get(std_key, np.nan)
+    grid, spread = _grid_cells(rows, x, y, value, x_values, y_values)
     scale = 100 if "accuracy" in value else 1
     figure = Figure(figsize=(1.3 * len(x_values) + 2.5, 0.8 * len(y_values) + 1.8))
     axis = figure.subplots()
@@ -415,33 +406,14 @@ def plot_grid_heatmap(
     figure.colorbar(
         image, ax=axis, label=value.replace("_", " ") + (" (%)" if scale == 100 else "")
     )
-    middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
-    for (row_index, column), cell_value in np.ndenumerate(grid):
-        if np.isnan(cell_value):
-            continue
-        text = f"{scale * cell_value:.1f}" if scale == 100 else f"{cell_value:.3f}"
-        if not np.isnan(spread[row_index, column]):
-            text += (
-                f"\n± {scale * spread[row_index, column]:.1f}"
-                if scale == 100
-                else (f"\n± {spread[row_index, column]:.3f}")
-            )
-        color = "black" if cell_value > middle else "white"
-        axis.text(column, row_index, text, ha="center", va="center", fontsize=8, color=color)
+    _write_cells(axis, scale * grid, scale * spread, decimals=1 if scale == 100 else 3)
     best = np.nanargmax(grid) if "accuracy" in value else np.nanargmin(grid)
     best_row, best_column = np.unravel_index(best, grid.shape)
-    axis.add_patch(
-        Rectangle(
-            (best_column - 0.5, best_row - 0.5),
-            1,
-            1,
-            fill=False,
-            edgecolor="crimson",
-            linewidth=2.5,
-        )
-    )
-    axis.set_xticks(range(len(x_values)), [_value_text(item) for item in x_values])
-    axis.set_yticks(range(len(y_values)), [_value_text(item) for item in y_values])
+    outline = Rectangle((best_column - 0.5, best_row - 0.5), 1, 1, fill=False, linewidth=2.5)
+    outline.set_edgecolor("crimson")
+    axis.add_patch(outline)
+    axis.set_xticks(range(len(x_values)), [format_value(item) for item in x_values])
+    axis.set_yticks(range(len(y_values)), [format_value(item) for item in y_values])
     axis.set(
         xlabel=x.replace("_", " "),
         ylabel=y.replace("_", " "),
@@ -449,6 +421,37 @@ def plot_grid_heatmap(
     )
     figure.tight_layout()
     return figure
+
+
+def _grid_cells(rows, x, y, value, x_values, y_values) -> tuple[np.ndarray, np.ndarray]:
+    """The value and its standard deviation for each (y, x) cell; NaN where no row is."""
+    grid = np.full((len(y_values), len(x_values)), np.nan)
+    spread = np.full_like(grid, np.nan)
+    std_key = value.replace("mean_", "std_", 1)
+    for row in rows:
+        cell = (y_values.index(_plain_value(row[y])), x_values.index(_plain_value(row[x])))
+        if not np.isnan(grid[cell]):
+            raise ValueError(
+                f"several rows share {x}={format_value(row[x])}, {y}={format_value(row[y])}: "
+                f"another setting varies too ({_varying_settings(rows, exclude=(x, y))}); "
+                "pass only the rows for one value of it"
+            )
+        grid[cell] = row[value]
+        spread[cell] = row.get(std_key, np.nan)
+    return grid, spread
+
+
+def _write_cells(axis, grid: np.ndarray, spread: np.ndarray, decimals: int) -> None:
+    """Each cell's value (± its spread) in a colour that reads on the cell's shade."""
+    middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
+    for (row, column), cell_value in np.ndenumerate(grid):
+        if np.isnan(cell_value):
+            continue
+        text = f"{cell_value:.{decimals}f}"
+        if not np.isnan(spread[row, column]):
+            text += f"\n± {spread[row, column]:.{decimals}f}"
+        color = "black" if cell_value > middle else "white"
+        axis.text(column, row, text, ha="center", va="center", fontsize=8, color=color)
 
 
 _SCORE_KEYS = (
@@ -504,15 +507,6 @@ def _category_order(value) -> tuple:
     if isinstance(value, tuple):
         return (1, len(value), value)
     return (2, 0, (str(value),))
-
-
-def _value_text(value) -> str:
-    value = _plain_value(value)
-    if isinstance(value, tuple):
-        return "-".join(map(str, value)) if value else "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return "default" if value is None else str(value)
 
 
 def _optional_series(history, key: str):

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mnist_nn.validation import check_labels
+
 
 def normalize(X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     """Scale uint8 pixels 0..255 to floats in [0, 1] (float32 unless asked otherwise)."""
@@ -30,11 +32,7 @@ def flatten(X: np.ndarray) -> np.ndarray:
 
 def one_hot(y: np.ndarray, n_classes: int = 10, dtype: type = np.float32) -> np.ndarray:
     """Labels (N,) -> one-hot rows (N, n_classes)."""
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"one_hot expects a 1-D integer label array, got {y.dtype} {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
+    y = check_labels(y, n_classes=n_classes)
     Y = np.zeros((len(y), n_classes), dtype=dtype)
     Y[np.arange(len(y)), y] = 1
     return Y

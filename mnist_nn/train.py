@@ -1,19 +1,33 @@
-"""The training loop: fit() runs mini-batch gradient descent on a Model and returns a History of
-per-epoch losses and accuracies. Settings live in the frozen TrainConfig."""
+"""The training loop: fit() runs mini-batch gradient descent on a Model as its Settings say and
+returns a History of per-epoch losses and accuracies; build_and_fit() builds the network first."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from mnist_nn.model import Model, check_images, check_labels
+from mnist_nn.model import Model, build_model
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import minibatch_indices
+from mnist_nn.provenance import fingerprint
+from mnist_nn.settings import NETWORK_FIELDS, Settings
+from mnist_nn.validation import check_images, check_labels
+
+HISTORY_KEYS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "l2_penalty",
+)
 
 
 class TrainingDivergedError(ArithmeticError):
@@ -28,56 +42,18 @@ class TrainingDivergedError(ArithmeticError):
         )
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run (see fit for their meaning); fit(model, X, y,
-    **dataclasses.asdict(config)) runs it. optimizer and schedule hold names here."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    schedule: str = "constant"
-    weight_decay: float = 0.0
-    early_stopping_patience: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.weight_decay < 0.0 or not math.isfinite(self.weight_decay):
-            raise ValueError(f"weight_decay must be 0 or positive, got {self.weight_decay}")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError(
-                f"early_stopping_patience must be at least 1 (or None to turn it off), "
-                f"got {self.early_stopping_patience}"
-            )
-
-
-HISTORY_KEYS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "learning_rate",
-    "seconds",
-)
-
-
 class History:
     """Per-epoch results of fit: one row per epoch, and columns by name.
 
     history["val_loss"] is a list (None where nothing was measured), history.rows the rows as
-    dicts. train_loss and val_loss are both the mean cross-entropy (weight decay's penalty is
-    kept apart in "l2_penalty", so the two curves compare like with like); train_* are averaged
-    over the epoch's batches while the weights were changing and dropout was on.
+    dicts, history.settings the Settings of the run. train_loss and val_loss are both the mean
+    cross-entropy (weight decay's penalty is kept apart in "l2_penalty", so the two curves compare
+    like with like); train_* are averaged over the epoch's batches while the weights were
+    changing and dropout was on. best_epoch is the epoch whose weights the model has at the end.
     """
 
-    def __init__(self, config: TrainConfig | None = None) -> None:
-        self.config = config
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.rows: list[dict] = []
         self.best_epoch: int | None = None
         self.stopped_early = False
@@ -86,22 +62,20 @@ class History:
         self.rows.append(row)
 
     def __getitem__(self, key: str) -> list:
-        if self.rows and key not in self.rows[0]:
-            raise KeyError(f"{key!r}; the history has {list(self.rows[0])}")
-        if not self.rows and key not in HISTORY_KEYS:
-            raise KeyError(key)
+        if key not in HISTORY_KEYS:
+            raise KeyError(f"{key!r}; the history has {list(HISTORY_KEYS)}")
         return [row[key] for row in self.rows]
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def keys(self) -> list[str]:
-        return list(self.rows[0]) if self.rows else list(HISTORY_KEYS)
+        return list(HISTORY_KEYS)
 
     def as_dict(self) -> dict:
         """Plain data, e.g. for json.dump."""
         return {
-            "config": None if self.config is None else asdict(self.config),
+            "settings": self.settings.to_dict(),
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "rows": self.rows,
@@ -111,191 +85,271 @@ class History:
         return f"History({len(self)} epochs, best_epoch={self.best_epoch})"
 
 
-def _all_finite(arrays: Sequence[np.ndarray]) -> bool:
-    # One reduction per array and no boolean temporary: a NaN or inf anywhere makes the sum
-    # non-finite. A sum that overflows although every value is finite also counts: gradients
-    # that large mean training has diverged anyway.
-    return all(math.isfinite(float(np.sum(array))) for array in arrays)
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the notebook's stop button) during fit. The model is back at its best epoch so
+    far, and ``history`` holds the epochs that finished (none if the first did not)."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        kept = f"the model keeps epoch {history.best_epoch}, the best so far"
+        if history.best_epoch is None:
+            kept = "no epoch had finished"
+        super().__init__(f"training interrupted after {len(history)} epochs; {kept}")
 
 
 def fit(
     model: Model,
     X: np.ndarray,
     y: np.ndarray,
+    settings: Settings | None = None,
     *,
-    epochs: int = 10,
-    batch_size: int = 128,
-    optimizer: str | Optimizer = "adam",
-    learning_rate: float | None = None,
-    schedule: str | Callable[[int], float] = "constant",
-    weight_decay: float = 0.0,
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-    early_stopping_patience: int | None = None,
-    seed: int = 0,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    **changes,
 ) -> History:
     """Train `model` on images X (uint8 or scaled floats) and labels y (0..C-1), in place.
 
-    Each epoch visits the samples in a new order drawn from `seed` (only index arrays are
-    shuffled; each batch is gathered and, for uint8, scaled to floats on its own). One step per
-    batch: forward, loss, backward, optional L2 weight decay, optimizer step.
+    settings: a Settings (default: the model's own, from build_mlp, build_cnn or build_model);
+        keyword arguments change it, e.g. fit(model, X, y, n_epochs=5, learning_rate=1e-3).
+        fit uses the training settings (optimizer, learning_rate, schedule, batch_size,
+        n_epochs, weight_decay, patience, seed); the network settings are taken from the model
+        as it is. The result is recorded in history.settings and model.settings.
+    validation_data: (X_val, y_val), evaluated after every epoch with dropout off. Then the model
+        ends at its best epoch (lowest validation loss), and patience can stop training early.
+    progress: show a tqdm progress bar. on_epoch_end(row) is called after every epoch.
 
-    optimizer: "sgd", "momentum", "nesterov", "adam", or an Optimizer built on
-        model.parameters(). learning_rate=None uses the optimizer's default.
-    schedule: "constant", "step", "cosine", or a callable epoch index (from 0) -> learning rate.
-    weight_decay: lambda of the L2 penalty (lambda / 2) sum W^2 on the weights (not biases).
-    validation_data: (X_val, y_val), evaluated after every epoch with dropout off.
-    early_stopping_patience: stop after this many epochs without a lower validation loss and
-        restore the weights of the best epoch (needs validation_data).
-    progress: show a tqdm progress bar (notebook or terminal). on_epoch_end(row) is called after
-        every epoch with the History row, e.g. to print it.
-
-    Raises TrainingDivergedError (an ArithmeticError) as soon as the loss or a gradient is NaN or
-    inf, or the last step of an epoch leaves weights whose loss is; the model then goes back to
-    its weights from the start of that epoch, which gave a finite loss.
+    Each epoch visits the samples in a new order drawn from settings.seed; each batch is
+    gathered and scaled on its own. One step per batch: forward, loss, backward, L2 weight decay,
+    optimizer step. Raises TrainingDivergedError as soon as the loss or a gradient is NaN or inf
+    (the model is back at its weights from that epoch's start), and TrainingInterrupted on
+    Ctrl-C (the model keeps its best epoch so far).
     """
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
-        learning_rate=learning_rate,
-        schedule=schedule if isinstance(schedule, str) else "custom",
-        weight_decay=weight_decay,
-        early_stopping_patience=early_stopping_patience,
-        seed=seed,
-    )
-    X = check_images(X, model.input_shape)
-    y = check_labels(y, len(X), model.n_classes)
-    if validation_data is not None:
-        X_val, y_val = validation_data
-        X_val = check_images(X_val, model.input_shape)
-        y_val = check_labels(y_val, len(X_val), model.n_classes)
-    elif early_stopping_patience is not None:
-        raise ValueError("early stopping watches the validation loss: pass validation_data too")
-
-    if isinstance(optimizer, Optimizer):
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
-    else:
-        optimizer = make_optimizer(optimizer, model.parameters(), learning_rate)
-    base_learning_rate = optimizer.learning_rate
-    if callable(schedule):
-        learning_rate_at = schedule
-    else:
-        learning_rate_at = make_schedule(schedule, base_learning_rate, n_epochs=epochs)
-
-    history = History(config)
-    rng = np.random.default_rng(seed)
-    best_loss, best_weights, epochs_without_improvement = math.inf, None, 0
-    n_batches = math.ceil(len(X) / batch_size)
-    bar = tqdm(total=epochs * n_batches, unit="batch", disable=not progress, leave=True)
+    settings = _run_settings(model, settings, changes)
+    run = _Run(model, settings, *_checked_data(model, X, y, validation_data, settings))
+    _remember_training_images(model, run.X)
+    bar = tqdm(total=settings.n_epochs * run.n_batches, unit="batch", disable=not progress)
     try:
-        for epoch in range(1, epochs + 1):
-            optimizer.learning_rate = learning_rate_at(epoch - 1)
-            bar.set_description(f"epoch {epoch}/{epochs}")
-            start_time = time.perf_counter()
-            start_weights = model.get_weights()  # finite: the previous epoch checked them
-            row = {"epoch": epoch}
-            row["train_loss"], row["train_accuracy"], penalty = _train_one_epoch(
-                model, X, y, optimizer, batch_size, weight_decay, rng, epoch, start_weights, bar
-            )
-            row["val_loss"], row["val_accuracy"] = None, None
-            if validation_data is not None:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    row["val_loss"], row["val_accuracy"] = model.evaluate(X_val, y_val)
-                if not math.isfinite(row["val_loss"]):
-                    what = f"the validation loss became {row['val_loss']}"
-                    _stop(model, start_weights, epoch, n_batches, optimizer, what)
-            row["learning_rate"] = optimizer.learning_rate
-            row["seconds"] = time.perf_counter() - start_time
-            row["l2_penalty"] = penalty  # (lambda / 2) sum W^2 at the epoch's last step
-            history.append(row)
-            shown = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-            bar.set_postfix({key: f"{row[key]:.4f}" for key in shown if row[key] is not None})
+        for epoch in range(1, settings.n_epochs + 1):
+            bar.set_description(f"epoch {epoch}/{settings.n_epochs}")
+            row = run.epoch(epoch, bar)
+            bar.set_postfix(_postfix(row))
             if on_epoch_end is not None:
                 on_epoch_end(row)
-
-            if validation_data is None:
-                continue
-            if row["val_loss"] < best_loss:
-                best_loss, history.best_epoch, epochs_without_improvement = (
-                    row["val_loss"],
-                    epoch,
-                    0,
-                )
-                if early_stopping_patience is not None:
-                    best_weights = model.get_weights()
-            else:
-                epochs_without_improvement += 1
-            if early_stopping_patience is not None:
-                if epochs_without_improvement >= early_stopping_patience:
-                    history.stopped_early = epoch < epochs
-                    break
+            if run.should_stop():
+                break
+    except KeyboardInterrupt:
+        run.keep_best()
+        raise TrainingInterrupted(run.history) from None
     finally:
         bar.close()
-        # The schedule changed the rate epoch by epoch. Hand an optimizer passed in back at its
-        # base rate, so that another fit with it schedules from the same start.
-        optimizer.learning_rate = base_learning_rate
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    return history
+    run.keep_best()
+    _remember_best_epoch(model, run.history)
+    return run.history
 
 
-def _train_one_epoch(
-    model: Model,
+def _remember_training_images(model: Model, X: np.ndarray) -> None:
+    """Add X to the model's fingerprint of its training images (see provenance.py)."""
+    known = model.train_fingerprint
+    new = fingerprint(X)
+    model.train_fingerprint = new if known is None else np.union1d(known, new)
+    model.provenance["n_train"] = model.provenance.get("n_train", 0) + len(X)
+
+
+def _remember_best_epoch(model: Model, history: History) -> None:
+    if history.best_epoch is not None:
+        row = history.rows[history.best_epoch - 1]
+        model.provenance.update(
+            best_epoch=row["epoch"], val_loss=row["val_loss"], val_accuracy=row["val_accuracy"]
+        )
+
+
+def build_and_fit(
     X: np.ndarray,
     y: np.ndarray,
-    optimizer: Optimizer,
-    batch_size: int,
-    weight_decay: float,
-    rng: np.random.Generator,
-    epoch: int,
-    start_weights: list[np.ndarray],
-    bar: tqdm,
-) -> tuple[float, float, float]:
-    """One pass over (X, y) in a new random order; returns mean loss, accuracy, L2 penalty.
+    settings: Settings | None = None,
+    *,
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    n_classes: int = 10,
+    **changes,
+) -> tuple[Model, History]:
+    """Build the network `settings` describe, for X's image size and n_classes outputs, and fit
+    it; returns (model, history). The one recipe of the command line, tuning and the benchmark."""
+    settings = (settings or Settings()).replace(**changes)
+    model = build_model(settings, np.shape(X)[1:], n_classes)
+    history = fit(
+        model,
+        X,
+        y,
+        settings,
+        validation_data=validation_data,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
+    return model, history
 
-    start_weights: the weights at the epoch's start, put back if training diverges.
-    """
-    loss_function = model.loss_function
-    grads = [grad for _, grad in model.parameters()]
-    loss_sum, n_correct, penalty = 0.0, 0, 0.0
-    # Overflow warnings are expected when training diverges; it is detected and reported below
-    # with a clearer message than NumPy's.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for batch, index in enumerate(minibatch_indices(len(X), batch_size, rng), start=1):
-            X_batch = model.prepare_input(X[index])  # (B, *input_shape), the model's dtype
-            y_batch = y[index]  # (B,)
-            Z = model.forward(X_batch, training=True)  # (B, C)
-            loss = loss_function.forward(Z, y_batch)
-            if not math.isfinite(loss):
-                what = f"the loss became {loss}"
-                _stop(model, start_weights, epoch, batch, optimizer, what)
-            model.backward(loss_function.backward())
-            penalty = model.apply_weight_decay(weight_decay)
-            if not _all_finite(grads):
-                what = "a gradient became NaN or inf"
-                _stop(model, start_weights, epoch, batch, optimizer, what)
-            optimizer.step()
-            loss_sum += loss * len(index)
-            n_correct += int(np.count_nonzero(Z.argmax(axis=1) == y_batch))
-            bar.update()
+
+def _run_settings(model: Model, settings: Settings | None, changes: dict) -> Settings:
+    """The settings fit runs with: `settings` (or the model's) with `changes`, the network part
+    taken from the model; recorded in model.settings."""
+    network_changes = sorted(set(changes) & set(NETWORK_FIELDS))
+    if network_changes:
+        raise ValueError(
+            f"{network_changes} describe the network, which fit does not change; build a new one "
+            "with build_model(settings, ...) or build_and_fit"
+        )
+    settings = (settings or model.settings or Settings()).replace(**changes)
+    if model.settings is not None:
+        network = {name: getattr(model.settings, name) for name in NETWORK_FIELDS}
+        settings = settings.replace(**network)
+    model.settings = settings
+    return settings
+
+
+def _checked_data(model, X, y, validation_data, settings) -> tuple:
+    X = check_images(X, model.input_shape)
+    y = check_labels(y, len(X), model.n_classes)
+    if validation_data is None:
+        if settings.patience is not None:
+            raise ValueError("early stopping watches the validation loss: pass validation_data")
+        return X, y, None
+    X_val, y_val = validation_data
+    X_val = check_images(X_val, model.input_shape)
+    return X, y, (X_val, check_labels(y_val, len(X_val), model.n_classes, "validation labels"))
+
+
+def _postfix(row: dict) -> dict:
+    shown = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    return {key: f"{row[key]:.4f}" for key in shown if row[key] is not None}
+
+
+@dataclass
+class _Run:
+    """One call of fit: the model, its optimizer and data, and the best epoch so far."""
+
+    model: Model
+    settings: Settings
+    X: np.ndarray
+    y: np.ndarray
+    validation_data: tuple[np.ndarray, np.ndarray] | None
+    optimizer: Optimizer = field(init=False)
+    history: History = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.optimizer = make_optimizer(
+            settings.optimizer, self.model.parameters(), settings.learning_rate
+        )
+        self.learning_rate_at = make_schedule(
+            settings.schedule, self.optimizer.learning_rate, n_epochs=settings.n_epochs
+        )
+        self.history = History(settings)
+        self.rng = np.random.default_rng(settings.seed)
+        self.n_batches = math.ceil(len(self.X) / settings.batch_size)
+        self.best_loss, self.best_weights = math.inf, None
+        self.epochs_without_improvement = 0
+
+    def epoch(self, epoch: int, bar: tqdm) -> dict:
+        """Train one epoch, validate, and record the row in the history."""
+        start_time = time.perf_counter()
+        self.optimizer.learning_rate = self.learning_rate_at(epoch - 1)
+        self.start_weights = self.model.get_weights()  # finite: the previous epoch checked them
+        row = {"epoch": epoch, **self._train(epoch, bar), "val_loss": None, "val_accuracy": None}
+        if self.validation_data is not None:
+            row["val_loss"], row["val_accuracy"] = self._validate(epoch)
+        row["learning_rate"] = self.optimizer.learning_rate
+        row["seconds"] = time.perf_counter() - start_time
+        self.history.append(row)
+        self._remember_if_best(row)
+        return row
+
+    def _train(self, epoch: int, bar: tqdm) -> dict:
+        """One pass over the data in a new random order: mean loss, accuracy, L2 penalty."""
+        loss_sum, n_correct, penalty = 0.0, 0, 0.0
+        batches = minibatch_indices(len(self.X), self.settings.batch_size, self.rng)
+        # Overflow warnings are expected when training diverges; it is detected and reported
+        # with a clearer message than NumPy's.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for batch, index in enumerate(batches, start=1):
+                loss, correct, penalty = self._step(epoch, batch, index)
+                loss_sum, n_correct = loss_sum + loss * len(index), n_correct + correct
+                bar.update()
+            self._check_last_step(epoch, batch, index)
+        return {
+            "train_loss": loss_sum / len(self.X),
+            "train_accuracy": n_correct / len(self.X),
+            "l2_penalty": penalty,  # (lambda / 2) sum W^2 at the epoch's last step
+        }
+
+    def _step(self, epoch: int, batch: int, index: np.ndarray) -> tuple[float, int, float]:
+        """Forward, loss, backward, weight decay and one optimizer step on one batch."""
+        model, loss_function = self.model, self.model.loss_function
+        X_batch = model.prepare_input(self.X[index])  # (B, *input_shape), the model's dtype
+        y_batch = self.y[index]  # (B,)
+        Z = model.forward(X_batch, training=True)  # (B, C)
+        loss = loss_function.forward(Z, y_batch)
+        if not math.isfinite(loss):
+            self._diverged(epoch, batch, f"the loss became {loss}")
+        model.backward(loss_function.backward())
+        penalty = model.apply_weight_decay(self.settings.weight_decay)
+        if not _all_finite(grad for _, grad in model.parameters()):
+            self._diverged(epoch, batch, "a gradient became NaN or inf")
+        self.optimizer.step()
+        return loss, int(np.count_nonzero(Z.argmax(axis=1) == y_batch)), penalty
+
+    def _check_last_step(self, epoch: int, batch: int, index: np.ndarray) -> None:
         # Each step is checked by the next batch's loss; the epoch's last step is checked here,
         # on its own batch, so an epoch never hands on weights that give NaN.
-        loss = loss_function.forward(model.forward(X_batch), y_batch)
+        Z = self.model.forward(self.model.prepare_input(self.X[index]))
+        loss = self.model.loss_function.forward(Z, self.y[index])
         if not math.isfinite(loss):
-            what = f"the loss became {loss} after the epoch's last step"
-            _stop(model, start_weights, epoch, batch, optimizer, what)
-    return loss_sum / len(X), n_correct / len(X), penalty
+            self._diverged(epoch, batch, f"the loss became {loss} after the epoch's last step")
+
+    def _validate(self, epoch: int) -> tuple[float, float]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, accuracy = self.model.evaluate(*self.validation_data)
+        if not math.isfinite(loss):
+            self._diverged(epoch, self.n_batches, f"the validation loss became {loss}")
+        return loss, accuracy
+
+    def _diverged(self, epoch: int, batch: int, what: str) -> None:
+        """Put back the weights from the start of the epoch, then raise.
+
+        The last step's weights may be finite and still give NaN (weights of 1e30 overflow the
+        logits); the epoch's start weights are known to give a finite loss.
+        """
+        self.model.set_weights(self.start_weights)
+        raise TrainingDivergedError(epoch, batch, self.optimizer.learning_rate, what)
+
+    def _remember_if_best(self, row: dict) -> None:
+        """Copy the weights of the best epoch so far: the lowest validation loss, or simply the
+        latest epoch when there is no validation data."""
+        loss = -row["epoch"] if row["val_loss"] is None else row["val_loss"]
+        if loss < self.best_loss:
+            self.best_loss, self.history.best_epoch = loss, row["epoch"]
+            self.best_weights = self.model.get_weights()
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+
+    def should_stop(self) -> bool:
+        """Early stopping: `patience` epochs in a row without a lower validation loss."""
+        patience = self.settings.patience
+        stop = patience is not None and self.epochs_without_improvement >= patience
+        self.history.stopped_early = stop and len(self.history) < self.settings.n_epochs
+        return stop
+
+    def keep_best(self) -> None:
+        """End at the best epoch's weights (the start weights if no epoch finished)."""
+        weights = self.best_weights or getattr(self, "start_weights", None)
+        if weights is not None:
+            self.model.set_weights(weights)
 
 
-def _stop(model, epoch_start_weights, epoch, batch, optimizer, what) -> None:
-    """Put back the weights from the start of the epoch, then raise.
-
-    The last step's weights may be finite and still give NaN (weights of 1e30 overflow the
-    logits); the epoch's start weights are known to give a finite loss, as the previous epoch
-    checked them.
-    """
-    model.set_weights(epoch_start_weights)
-    raise TrainingDivergedError(epoch, batch, optimizer.learning_rate, what)
+def _all_finite(arrays) -> bool:
+    # One reduction per array and no boolean temporary: a NaN or inf anywhere makes the sum
+    # non-finite. A sum that overflows although every value is finite also counts: gradients
+    # that large mean training has diverged anyway.
+    return all(math.isfinite(float(np.sum(array))) for array in arrays)

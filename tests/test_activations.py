@@ -49,6 +49,26 @@ def test_sigmoid_and_softmax_are_stable_for_huge_inputs():
     assert act.sigmoid(np.float32(-100)) > 0  # no underflow to 0 in the formula's branch
 
 
+def test_log_softmax_is_the_log_of_softmax_and_stays_finite():
+    log_P = act.log_softmax(Z)
+    assert np.allclose(log_P, np.log(np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)))
+    assert np.allclose(np.exp(log_P).sum(axis=1), 1.0)
+    np.testing.assert_array_equal(act.softmax(Z), np.exp(log_P))  # one formula for both
+    big = np.array([[-1000.0, 0.0, 1000.0]])
+    copy = big.copy()
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        log_big = act.log_softmax(big)  # log(softmax) would give log(0) = -inf here
+    assert np.allclose(log_big, [[-2000.0, -1000.0, 0.0]])
+    np.testing.assert_array_equal(big, copy)  # the input is left alone
+    assert act.log_softmax(np.zeros((2, 4), np.float32)).dtype == np.float32
+
+
+def test_hidden_activations_are_the_registered_ones_except_softmax():
+    assert set(act.HIDDEN_ACTIVATIONS) == set(act.ACTIVATIONS) - {"softmax"}
+    for name in act.HIDDEN_ACTIVATIONS:
+        assert isinstance(act.make_activation(name), act.ACTIVATIONS[name])
+
+
 def test_softmax_backward_equals_jacobian_product():
     P = act.softmax(Z)
     dout = rng.standard_normal(Z.shape)
@@ -74,16 +94,15 @@ def test_layers_keep_dtype_and_shape(name):
     assert out.dtype == dX.dtype == np.float32 and out.shape == dX.shape == X.shape
 
 
-def test_relu_backward_uses_cached_mask_and_leaves_dout_alone():
+def test_relu_backward_uses_the_last_forward_pass_and_leaves_dout_alone():
     layer = act.ReLU()
     X = np.array([[-1.0, 2.0], [3.0, -4.0]])
     layer.forward(X)
-    mask = layer.mask
     dout = np.ones_like(X)
     assert np.array_equal(layer.backward(dout), [[0.0, 1.0], [1.0, 0.0]])
     assert np.array_equal(dout, np.ones_like(X))
-    layer.forward(-X)
-    assert layer.mask is mask  # same shape: the buffer is reused
+    layer.forward(-X)  # same shape, other signs: backward follows the new pass
+    assert np.array_equal(layer.backward(dout), [[1.0, 0.0], [0.0, 1.0]])
 
 
 def test_leaky_relu_config_round_trip():

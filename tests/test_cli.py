@@ -3,6 +3,7 @@ bench, --help, and one-line errors with a non-zero exit code."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import subprocess
@@ -12,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_nn import cli, load_model, write_idx
+from mnist_nn import cli, load_model
 from mnist_nn.conv import Conv2D
 from mnist_nn.datasets import MNIST
+from mnist_nn.idx import write_idx
 from mnist_nn.synthetic import load_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +44,17 @@ def trained(data_dir, tmp_path_factory) -> Path:
     """A model trained by the train command, shared by the evaluate and predict tests."""
     out = tmp_path_factory.mktemp("runs") / "mlp.npz"
     code = cli.main(
-        ["train", "--data-dir", str(data_dir), "--hidden", "32", "--epochs", "3", "--out", str(out)]
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--hidden-sizes",
+            "32",
+            "--n-epochs",
+            "3",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     return out
@@ -52,8 +64,8 @@ def trained(data_dir, tmp_path_factory) -> Path:
 def trained_cnn(data_dir, tmp_path_factory) -> Path:
     """A small CNN trained by `train --model cnn` on 200 images for one epoch."""
     out = tmp_path_factory.mktemp("runs") / "cnn.npz"
-    args = ["train", "--model", "cnn", "--filters", "4", "8", "--activation", "relu"]
-    args += ["--dropout", "0", "--data-dir", str(data_dir), "--limit", "200", "--epochs", "1"]
+    args = ["train", "--model", "cnn", "--n-filters", "4", "8", "--activation", "relu"]
+    args += ["--dropout", "0", "--data-dir", str(data_dir), "--limit", "200", "--n-epochs", "1"]
     assert cli.main([*args, "--out", str(out)]) == 0
     return out
 
@@ -135,15 +147,15 @@ def test_train_prints_one_line_per_epoch_and_test_accuracy(data_dir, tmp_path, c
             "train",
             "--data-dir",
             str(data_dir),
-            "--hidden",
+            "--hidden-sizes",
             "16",
-            "--epochs",
+            "--n-epochs",
             "2",
             "--optimizer",
             "momentum",
             "--dropout",
             "0.1",
-            "--l2",
+            "--weight-decay",
             "1e-4",
             "--out",
             str(out_path),
@@ -176,9 +188,9 @@ def test_ctrl_c_keeps_the_best_model_so_far(data_dir, tmp_path, monkeypatch, cap
             "train",
             "--data-dir",
             str(data_dir),
-            "--hidden",
+            "--hidden-sizes",
             "16",
-            "--epochs",
+            "--n-epochs",
             "50",
             "--out",
             str(out_path),
@@ -239,26 +251,28 @@ def test_predict_missing_image_is_one_line_and_fails(trained, tmp_path, capsys):
 
 
 def test_too_many_conv_blocks_for_the_image_size_say_so(data_dir, capsys):
-    args = ["train", "--model", "cnn", "--filters", *"222222", "--data-dir", str(data_dir)]
+    args = ["train", "--model", "cnn", "--n-filters", *"222222", "--data-dir", str(data_dir)]
     code, _, err = run_main(args, capsys)
-    assert_one_line_error(code, err, "--filters gives 6 conv blocks", "28x28", "fewer")
+    assert_one_line_error(
+        code, err, "--n-filters (2, 2, 2, 2, 2, 2) gives 6 conv blocks", "28x28", "fewer"
+    )
 
 
 @pytest.mark.parametrize(
     "args, words",
     [
         (["evaluate", "missing.npz"], ["missing.npz"]),
-        (["train", "--epochs", "0"], ["--epochs"]),
-        (["train", "--hidden", "0"], ["--hidden"]),
+        (["train", "--n-epochs", "0"], ["--n-epochs"]),
+        (["train", "--hidden-sizes", "0"], ["--hidden-sizes"]),
         (["train", "--val-fraction", "1.5"], ["--val-fraction"]),
         (["train", "--optimizer", "rmsprop"], ["rmsprop"]),
-        (["train", "--epochs", "many"], ["many"]),
+        (["train", "--n-epochs", "many"], ["many"]),
         (["train", "--model", "transformer"], ["transformer"]),
-        (["train", "--model", "cnn", "--hidden", "32"], ["--hidden", "mlp"]),
+        (["train", "--model", "cnn", "--hidden-sizes", "32"], ["--hidden-sizes", "mlp"]),
         (["train", "--model", "cnn", "--activation", "tanh"], ["--activation", "mlp"]),
         (["train", "--model", "cnn", "--dropout", "0.2"], ["--dropout", "mlp"]),
-        (["train", "--model", "cnn", "--filters", "8", "0"], ["--filters"]),
-        (["train", "--filters", "8"], ["--filters", "cnn"]),
+        (["train", "--model", "cnn", "--n-filters", "8", "0"], ["--n-filters"]),
+        (["train", "--n-filters", "8"], ["--n-filters", "cnn"]),
         (["frobnicate"], ["frobnicate"]),
         ([], ["required"]),
     ],
@@ -307,21 +321,21 @@ def test_bench_tiny_mode_writes_json(tmp_path, capsys):
     ours = case["frameworks"]["mnist_nn"]
     assert ours["median_epoch_seconds"] > 0 and 0.0 <= ours["test_accuracy"][0] <= 1.0
     assert ours["peak_rss_mb"] > 0 and results["gemm_peak_gflops"] > 0
-    assert "| 784-32-16-10 momentum b128 |" in out
+    assert "| 784-128-64-10 momentum b128 |" in out
 
 
 def test_bench_flop_count_matches_the_layer_products():
     from mnist_nn.bench import BenchCase
 
     # forward 784*8 + 8*10; backward dW for both layers, dX only for the second
-    case = BenchCase((8,), "adam", 32)
+    case = BenchCase.of((8,), "adam", 32)
     assert case.flops_per_sample() == 2 * (2 * (784 * 8 + 8 * 10) + 8 * 10)
 
 
 def test_bench_cnn_case_name_and_flop_count():
     from mnist_nn.bench import CASES, BenchCase
 
-    case = BenchCase((16, 32), "adam", 128, model="cnn")
+    case = BenchCase.of((16, 32), "adam", 128, model="cnn")
     assert case.name == "cnn 16-32 adam b128" and case in CASES
     # conv 5x5 padding 2 keeps 28x28, then 14x14 after the pool: out_h*out_w*F*k*k*C each
     conv1, conv2, dense = 28 * 28 * 16 * 25 * 1, 14 * 14 * 32 * 25 * 16, 7 * 7 * 32 * 10
@@ -337,6 +351,91 @@ def test_bench_tiny_runs_the_cnn_case_without_torch(tmp_path, monkeypatch, capsy
     code, out, _ = run_main(args, capsys)
     assert code == 0 and "| cnn 16-32 adam b128 |" in out
     (case,) = json.loads(path.read_text())["cases"]
-    assert case["model"] == "cnn" and case["widths"] == [16, 32]
+    assert case["settings"]["model"] == "cnn" and case["settings"]["n_filters"] == [16, 32]
     # the worker process rebuilt the case as a cnn: build_cnn's 28,938 parameters
     assert case["frameworks"]["mnist_nn"]["n_params"] == 28_938
+
+
+def test_interrupt_before_the_first_epoch_ends_saves_nothing(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    from mnist_nn import model as model_module
+
+    def interrupt(self, X, training=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_module.Model, "forward", interrupt)
+    out_path = tmp_path / "m.npz"
+    code, _, err = run_main(["train", "--data-dir", str(data_dir), "--out", str(out_path)], capsys)
+    assert code == cli.EXIT_INTERRUPTED and "no model saved" in err
+    assert not out_path.exists()
+
+
+def test_every_setting_is_a_train_option_with_the_same_name():
+    import dataclasses
+
+    from mnist_nn.settings import Settings
+
+    train = next(
+        action.choices["train"]
+        for action in cli.build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    options = {option for action in train._actions for option in action.option_strings}
+    for knob in dataclasses.fields(Settings):
+        assert "--" + knob.name.replace("_", "-") in options
+
+
+def test_options_become_the_settings_recorded_in_the_saved_model(trained):
+    settings = load_model(trained).settings
+    assert settings.hidden_sizes == (32,) and settings.n_epochs == 3 and settings.model == "mlp"
+
+
+SCRIPT_WITHOUT_RESOURCE = """
+import sys
+sys.modules["resource"] = None  # as on Windows: importing it raises ImportError
+from mnist_nn import cli
+try:
+    cli.main(["train", "--help"])
+except SystemExit as stop:
+    assert stop.code == 0
+import mnist_nn
+assert "mnist_nn.bench" not in sys.modules and "torch" not in sys.modules
+"""
+
+
+def test_train_help_and_import_need_no_benchmark_and_no_unix_only_module():
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT_WITHOUT_RESOURCE], capture_output=True, text=True, cwd=ROOT
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "--hidden-sizes" in completed.stdout
+
+
+def test_evaluate_refuses_test_images_the_model_was_trained_on(trained, data_dir, tmp_path, capsys):
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    for kind in ("images", "labels"):  # the training files, posing as the test files
+        train_file = data_dir / MNIST.files[f"train-{kind}"].name.removesuffix(".gz")
+        test_name = MNIST.files[f"test-{kind}"].name.removesuffix(".gz")
+        (leaky / test_name).write_bytes(train_file.read_bytes())
+        (leaky / train_file.name).write_bytes(train_file.read_bytes())
+    code, _, err = run_main(["evaluate", str(trained), "--data-dir", str(leaky)], capsys)
+    assert_one_line_error(code, err, "training images", "--allow-overlap")
+    args = ["evaluate", str(trained), "--data-dir", str(leaky), "--allow-overlap"]
+    code, out, _ = run_main(args, capsys)
+    assert code == 0 and "flattering" in out and "test accuracy" in out
+
+
+def test_saved_model_remembers_its_data_and_predict_uses_its_class_names(trained, capsys):
+    model = load_model(trained)
+    assert model.provenance["dataset"] == "mnist" and model.provenance["n_train"] == 540
+    assert model.provenance["class_names"] == [str(digit) for digit in range(10)]
+    assert 0.0 <= model.provenance["test_accuracy"] <= 1.0 and model.train_fingerprint.size > 0
+    fashion = trained.with_name("fashion.npz")
+    model.provenance["class_names"] = ["T-shirt/top", *"abcdefghi"]
+    model.save(fashion)
+    code, out, _ = run_main(["predict", str(fashion), str(EXAMPLES / "digit-3.png")], capsys)
+    assert code == 0
+    predicted = out.split(": ", 1)[1].split("  (")[0]
+    assert predicted in ["T-shirt/top", *"abcdefghi"]

@@ -8,12 +8,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import mnist_nn.conv as conv
 from mnist_nn.activations import ReLU
 from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, im2col
 from mnist_nn.gradcheck import check_layer, check_model
 from mnist_nn.layers import LAYER_TYPES, Dense
-from mnist_nn.model import Model, build_cnn, load_model
+from mnist_nn.model import Model, build_cnn
+from mnist_nn.model_file import load_model
 from mnist_nn.synthetic import load_synthetic
 from mnist_nn.train import fit
 
@@ -204,14 +204,16 @@ def test_build_cnn_passes_gradient_check():
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_conv_skips_input_gradient_in_first_layer_and_keeps_grad_arrays():
+def test_conv_skips_input_gradient_when_not_needed_and_keeps_grad_arrays():
     model = build_cnn()
     first = model.layers[0]
-    assert isinstance(first, Conv2D) and not first.needs_input_grad
+    assert isinstance(first, Conv2D)
     grad_W = first.grads["W"]
     model.forward(rng.random((4, 1, 28, 28), dtype=np.float32), training=True)
-    assert first.backward(np.ones((4, 16, 28, 28), np.float32)) is None
+    dout = np.ones((4, 16, 28, 28), np.float32)
+    assert first.backward(dout, needs_input_grad=False) is None
     assert first.grads["W"] is grad_W and np.abs(grad_W).sum() > 0
+    assert first.backward(dout).shape == (4, 1, 28, 28)  # the model did not switch dX off
 
 
 def test_conv_initialisation_dtype_and_seed():
@@ -227,14 +229,19 @@ def test_conv_initialisation_dtype_and_seed():
     assert Conv2D(1, 4, 3, dtype="float64").params["W"].dtype == np.float64
 
 
-def test_large_inference_batches_run_in_chunks_with_the_same_result(monkeypatch):
-    layer = Conv2D(2, 3, 3, padding=1, seed=1)
-    X = rng.random((7, 2, 6, 6), dtype=np.float32)
-    whole = layer.forward(X, training=True)
-    monkeypatch.setattr(conv, "INFERENCE_CHUNK", 3)
-    np.testing.assert_array_equal(layer.forward(X), whole)
-    with pytest.raises(RuntimeError, match="training=True"):
-        layer.backward(np.ones_like(whole))
+def test_backward_after_a_large_inference_pass_matches_a_training_pass():
+    # Any forward pass keeps what backward needs, whatever its mode and batch size.
+    X = rng.standard_normal((200, 2, 6, 6))
+    layer = Conv2D(2, 3, 3, padding=1, seed=1, dtype=np.float64)
+    fresh = Conv2D(2, 3, 3, padding=1, seed=1, dtype=np.float64)
+    Z = layer.forward(X)
+    np.testing.assert_array_equal(Z, fresh.forward(X, training=True))
+    dout = rng.standard_normal(Z.shape)
+    np.testing.assert_array_equal(layer.backward(dout), fresh.backward(dout))
+    for name in ("W", "b"):
+        np.testing.assert_array_equal(layer.grads[name], fresh.grads[name])
+    with pytest.raises(RuntimeError, match="needs a forward pass first"):
+        Conv2D(2, 3, 3).backward(np.ones((1, 3, 4, 4)))
 
 
 def test_build_cnn_structure_and_input_formats():
@@ -260,11 +267,12 @@ def test_build_cnn_structure_and_input_formats():
 def test_save_and_load_round_trip_exactly(tmp_path):
     (X, y), _ = load_synthetic(n_train=200, n_test=10, seed=1)
     model = build_cnn(n_filters=(4, 8), seed=2)
-    fit(model, X, y, epochs=1, batch_size=50, seed=0, progress=False)
+    fit(model, X, y, n_epochs=1, batch_size=50, seed=0, progress=False)
     path = model.save(tmp_path / "cnn.npz")
     loaded = load_model(path)
     assert loaded.architecture() == model.architecture()
     assert loaded.summary() == model.summary()
+    assert loaded.settings == model.settings and loaded.settings.n_filters == (4, 8)
     for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded.predict_proba(X[:20]), model.predict_proba(X[:20]))
@@ -302,7 +310,9 @@ def test_bad_shapes_and_arguments_give_clear_errors():
 def test_small_cnn_learns_synthetic_digits():
     (X, y), (X_test, y_test) = load_synthetic(n_train=1000, n_test=300, seed=3)
     model = build_cnn(n_filters=(4, 8), seed=0)
-    history = fit(model, X, y, epochs=2, batch_size=32, learning_rate=1e-2, seed=0, progress=False)
+    history = fit(
+        model, X, y, n_epochs=2, batch_size=32, learning_rate=1e-2, seed=0, progress=False
+    )
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert model.evaluate(X_test, y_test).accuracy > 0.9
 

@@ -33,9 +33,8 @@ def test_dense_skips_input_gradient_when_not_needed_and_keeps_grad_arrays():
     dout = np.array([[1.0, -1.0], [0.5, 2.0]])
     layer.forward(X)
     assert layer.backward(dout).shape == X.shape
-    layer.needs_input_grad = False
     layer.forward(X)
-    assert layer.backward(dout) is None
+    assert layer.backward(dout, needs_input_grad=False) is None
     assert layer.grads["W"] is grad_W and layer.grads["b"] is grad_b  # optimizers keep these
     assert np.allclose(grad_W, X.T @ dout) and np.allclose(grad_b, dout.sum(axis=0))
 
@@ -85,13 +84,15 @@ def test_dropout_training_drops_the_rate_and_keeps_the_mean():
     assert np.array_equal(out, again)
 
 
-def test_dropout_with_fixed_mask_passes_gradient_check():
+def test_dropout_in_training_mode_passes_gradient_check():
+    # check_layer gives the layer's rng the same state before every forward pass, so each
+    # call draws the same mask.
     X = np.random.default_rng(1).standard_normal((4, 6))
-    layer = Dropout(0.5, seed=0)
-    layer.fixed_mask = (np.random.default_rng(2).random(X.shape) >= 0.5) / 0.5
+    layer = Dropout(0.5, seed=1)
     errors = check_layer(layer, X, training=True)
     assert errors["X"] < 1e-6
-    assert np.array_equal(layer.forward(X, training=True), X * layer.fixed_mask)
+    assert set(np.unique(layer.mask)) == {0.0, 2.0}  # a real mask: some dropped, some scaled
+    assert np.array_equal(layer.forward(X, training=True), X * layer.mask)
 
 
 def test_dropout_rejects_bad_rate():
@@ -104,3 +105,13 @@ def test_registry_rebuilds_every_layer_from_its_config():
     for layer in (Dense(3, 2, init="glorot", dtype=np.float64), Dropout(0.25, seed=3)):
         rebuilt = LAYER_TYPES[type(layer).__name__](**layer.get_config())
         assert rebuilt.get_config() == layer.get_config()
+
+
+def test_parameter_shapes_match_the_built_layer_without_building_it():
+    assert Dense.parameter_shapes(n_inputs=5, n_outputs=3) == {"W": (5, 3), "b": (3,)}
+    assert Dense.parameter_shapes(**Dense(7, 2, init="glorot").get_config()) == {
+        name: param.shape for name, param in Dense(7, 2).params.items()
+    }
+    # Sizes far too large to allocate are only multiplied out, never built.
+    assert Dense.parameter_shapes(n_inputs=10**7, n_outputs=10**7)["W"] == (10**7, 10**7)
+    assert Dropout.parameter_shapes(**Dropout(0.3).get_config()) == {} == Dropout(0.3).params

@@ -42,21 +42,24 @@ def test_stable_for_huge_logits_and_no_log_of_zero():
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_loss_gradient_check_with_and_without_weight_decay(weight_decay):
-    model = build_mlp([5, 4, 3], seed=0, dtype=np.float64)
+    model = build_mlp((4,), n_inputs=5, n_classes=3, seed=0, dtype=np.float64)
     X = rng.standard_normal((7, 5))
     errors = check_model(model, X, rng.integers(0, 3, 7), weight_decay=weight_decay)
     assert max(errors.values()) < 1e-6, errors
 
 
 def test_weight_decay_penalty_and_gradient_values():
-    model = build_mlp([2, 2], seed=0, dtype=np.float64)
+    model = build_mlp((), n_inputs=2, n_classes=2, seed=0, dtype=np.float64)
     W = model.layers[0].params["W"]
     W[:] = [[1.0, -2.0], [0.5, 0.0]]
     model.layers[0].params["b"][:] = 3.0  # biases are not decayed
     model.layers[0].grads["W"][:] = 0.0
     model.layers[0].grads["b"][:] = 0.0
+    expected = 0.5 * 0.1 * (1 + 4 + 0.25)
+    assert model.weight_penalty(0.1) == pytest.approx(expected)
+    assert not model.layers[0].grads["W"].any()  # the penalty alone changes no gradient
     penalty = model.apply_weight_decay(0.1)
-    assert penalty == pytest.approx(0.5 * 0.1 * (1 + 4 + 0.25))
+    assert penalty == pytest.approx(expected)
     assert np.allclose(model.layers[0].grads["W"], 0.1 * W)
     assert not model.layers[0].grads["b"].any()
-    assert model.apply_weight_decay(0.0) == 0.0
+    assert model.apply_weight_decay(0.0) == 0.0 == model.weight_penalty(0.0)

@@ -39,10 +39,11 @@ def test_precision_recall_by_hand_and_zero_division():
 @pytest.mark.parametrize(
     "a, b, message",
     [
-        (y_true, y_pred[:-1], "8 labels but y_pred has 7"),
-        (y_true.astype(float), y_pred, "integer labels"),
+        (y_true, y_pred[:-1], "8 images but 7 y_pred"),
+        (y_true.astype(float), y_pred, "y_true must be a 1-D array of integers"),
         (np.array([], int), np.array([], int), "empty"),
-        (y_true, y_pred + 7, r"0\.\.9"),
+        (y_true, y_pred + 7, r"y_pred must lie in 0\.\.9"),
+        (y_true, y_pred[:, None], "y_pred must be a 1-D array"),
     ],
 )
 def test_bad_labels_are_rejected(a, b, message):

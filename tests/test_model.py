@@ -1,11 +1,7 @@
 """Model: construction, whole-network gradients, inference entry points, input checks,
-summary, and save/load."""
+summary, and the builders (build_mlp, build_model). Saving and loading: test_model_file.py."""
 
 from __future__ import annotations
-
-import json
-import os
-import zipfile
 
 import numpy as np
 import pytest
@@ -13,8 +9,10 @@ import pytest
 from mnist_nn.activations import ReLU, Softmax
 from mnist_nn.gradcheck import check_model
 from mnist_nn.layers import Dense, Dropout
-from mnist_nn.model import Model, build_mlp, load_model
+from mnist_nn.losses import SoftmaxCrossEntropy
+from mnist_nn.model import Model, build_cnn, build_mlp, build_model, image_shape
 from mnist_nn.preprocess import normalize
+from mnist_nn.settings import Settings
 
 rng = np.random.default_rng(0)
 IMAGES = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
@@ -23,7 +21,9 @@ LABELS = rng.integers(0, 10, 50).astype(np.uint8)
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid", "tanh"])
 def test_whole_three_layer_network_passes_gradient_check(activation):
-    model = build_mlp([6, 5, 4, 3], activation=activation, seed=1, dtype=np.float64)
+    model = build_mlp(
+        (5, 4), n_inputs=6, n_classes=3, activation=activation, seed=1, dtype=np.float64
+    )
     for layer in model.layers:  # nonzero biases so their gradients are checked too
         if "b" in layer.params:
             layer.params["b"][:] = rng.standard_normal(layer.params["b"].shape) * 0.1
@@ -34,7 +34,7 @@ def test_whole_three_layer_network_passes_gradient_check(activation):
 
 
 def test_build_mlp_structure_summary_and_parameters():
-    model = build_mlp([784, 32, 16, 10])
+    model = build_mlp((32, 16))
     assert [type(layer).__name__ for layer in model.layers] == [
         "Dense",
         "ReLU",
@@ -45,10 +45,9 @@ def test_build_mlp_structure_summary_and_parameters():
     assert model.n_params == 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10 == 25_818
     assert model.dtype == np.float32 and model.n_classes == 10
     assert len(model.parameters()) == 6
-    assert model.layers[0].needs_input_grad is False  # the images need no gradient
     text = model.summary()
     assert "25,818" in text and "(N, 16)" in text and "Dense(784, 32, he)" in text
-    with_dropout = build_mlp([784, 32, 10], activation="tanh", dropout=0.2)
+    with_dropout = build_mlp((32,), activation="tanh", dropout=0.2)
     assert [type(layer).__name__ for layer in with_dropout.layers] == [
         "Dense",
         "Tanh",
@@ -72,14 +71,16 @@ def test_model_from_explicit_layers_and_bad_constructions():
         Model([Dense(4, 3), Dense(5, 2)])
     with pytest.raises(ValueError, match="logits, not Softmax"):
         Model([Dense(4, 3), Softmax()])
-    with pytest.raises(ValueError, match="unknown hidden activation 'gelu'.*relu"):
+    with pytest.raises(ValueError, match="unknown activation 'gelu'.*relu"):
         build_mlp(activation="gelu")
-    with pytest.raises(ValueError, match="at least an input and an output"):
-        build_mlp([784])
+    with pytest.raises(ValueError, match="n_inputs and n_classes must be at least 1"):
+        build_mlp((), n_classes=0)
+    with pytest.raises(ValueError, match="hidden_sizes must be at least 1"):
+        build_mlp((32, 0))
 
 
 def test_uint8_images_give_the_same_results_as_scaled_floats():
-    model = build_mlp([784, 16, 10], seed=0)
+    model = build_mlp((16,), seed=0)
     floats = normalize(IMAGES)
     assert np.array_equal(model.predict_proba(IMAGES), model.predict_proba(floats))
     assert np.array_equal(model.predict(IMAGES), model.predict(floats.reshape(50, 784)))
@@ -87,7 +88,7 @@ def test_uint8_images_give_the_same_results_as_scaled_floats():
 
 
 def test_chunked_inference_matches_one_batch():
-    model = build_mlp([784, 16, 10], seed=0, dtype=np.float64)
+    model = build_mlp((16,), seed=0, dtype=np.float64)
     P = model.predict_proba(IMAGES)
     assert P.shape == (50, 10) and P.dtype == np.float64
     assert np.allclose(P.sum(axis=1), 1.0)
@@ -100,7 +101,7 @@ def test_chunked_inference_matches_one_batch():
 
 
 def test_inference_is_deterministic_with_dropout():
-    model = build_mlp([784, 16, 10], dropout=0.5)
+    model = build_mlp((16,), dropout=0.5)
     assert np.array_equal(model.predict_proba(IMAGES), model.predict_proba(IMAGES))
 
 
@@ -118,12 +119,12 @@ BAD_IMAGES = [
 
 def test_standardised_float_inputs_are_accepted():
     standardised = (normalize(IMAGES) - 0.13) / 0.31  # values from about -0.4 to 2.8
-    assert build_mlp([784, 8, 10]).predict(standardised).shape == (50,)
+    assert build_mlp((8,)).predict(standardised).shape == (50,)
 
 
 @pytest.mark.parametrize("images, message", BAD_IMAGES)
 def test_bad_images_are_rejected_with_a_clear_message(images, message):
-    model = build_mlp([784, 8, 10])
+    model = build_mlp((8,))
     for call in (model.predict, model.predict_proba):
         with pytest.raises(ValueError, match=message):
             call(images)
@@ -143,137 +144,73 @@ def test_bad_images_are_rejected_with_a_clear_message(images, message):
 )
 def test_bad_labels_are_rejected_with_a_clear_message(labels, message):
     with pytest.raises(ValueError, match=message):
-        build_mlp([784, 8, 10]).evaluate(IMAGES, labels)
+        build_mlp((8,)).evaluate(IMAGES, labels)
 
 
-def assert_same_model(a: Model, b: Model) -> None:
-    assert a.architecture() == b.architecture()
-    for (name, p), (other, q) in zip(
-        a.named_parameters().items(), b.named_parameters().items(), strict=True
-    ):
-        assert name == other and p.dtype == q.dtype and np.array_equal(p, q)
+def test_building_a_model_leaves_the_callers_layers_unchanged():
+    first, last = Dense(4, 3, dtype=np.float64), Dense(3, 2, dtype=np.float64)
+    model = Model([first, ReLU(), last])
+    X, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    first.forward(X)
+    dX = first.backward(dout)  # used on its own, the layer still gives its input gradient
+    assert dX is not None and np.allclose(dX, dout @ first.params["W"].T)
+    # The model trains that same layer: the whole-network gradient is still right.
+    errors = check_model(model, X, rng.integers(0, 2, 5))
+    assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_save_load_round_trip_is_exact(tmp_path, dtype):
-    model = build_mlp([784, 12, 8, 10], activation="leaky_relu", dropout=0.1, seed=5, dtype=dtype)
-    for param, _ in model.parameters():
-        param += rng.standard_normal(param.shape).astype(dtype)  # not just the initial weights
-    path = model.save(tmp_path / "model.npz")
-    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
-    loaded = load_model(path)
-    assert_same_model(model, loaded)
-    assert np.array_equal(loaded.predict_proba(IMAGES), model.predict_proba(IMAGES))
-    with np.load(path, allow_pickle=False) as archive:
-        assert json.loads(str(archive["architecture"]))["layers"][0]["type"] == "Dense"
+class OffsetLoss(SoftmaxCrossEntropy):
+    """The cross-entropy plus one: easy to recognise in a result."""
+
+    def forward(self, Z, y):
+        return super().forward(Z, y) + 1.0
 
 
-def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
-    model = build_mlp([784, 8, 10])
-    path = model.save(tmp_path / "model.npz")
-    before = path.read_bytes()
-
-    def broken_savez(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
-        build_mlp([784, 8, 10], seed=1).save(path)
-    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_evaluate_uses_the_models_own_loss_function(batch_size):
+    model = build_mlp((8,), seed=0, dtype=np.float64)
+    loss, accuracy = model.evaluate(IMAGES, LABELS, batch_size=batch_size)
+    model.loss_function = OffsetLoss()
+    offset_loss, same_accuracy = model.evaluate(IMAGES, LABELS, batch_size=batch_size)
+    assert offset_loss == pytest.approx(loss + 1.0, rel=1e-12) and same_accuracy == accuracy
 
 
-def rewrite(path, change):
-    """Load the raw arrays of a saved model, change them, write them back."""
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = dict(archive)
-    change(arrays)
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
+def same_weights(a: Model, b: Model) -> bool:
+    return all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights(), strict=True))
 
 
-def set_architecture(arrays, edit):
-    architecture = json.loads(str(arrays["architecture"]))
-    edit(architecture)
-    arrays["architecture"] = np.array(json.dumps(architecture))
+def test_build_model_builds_the_mlp_the_settings_describe():
+    settings = Settings(hidden_sizes=(16,), activation="tanh", dropout=0.1, seed=2)
+    model = build_model(settings, (28, 28), n_classes=3)
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Tanh", "Dropout", "Dense"]
+    assert model.input_shape == (784,) and model.n_classes == 3
+    assert model.settings == settings
+    reference = build_mlp((16,), n_classes=3, activation="tanh", dropout=0.1, seed=2)
+    assert same_weights(model, reference)  # the initial weights follow from settings.seed
+    assert not same_weights(model, build_model(settings.replace(seed=3), (784,), 3))
 
 
-BAD_FILES = {
-    "wrong version": (lambda a: a.update(format_version=np.array(99)), "format version 99"),
-    "no version": (lambda a: a.pop("format_version"), "'format_version' is missing"),
-    "missing weights": (lambda a: a.pop("param:layer2.W"), r"missing parameters \['layer2.W'\]"),
-    "renamed weights": (
-        lambda a: a.update({"param:layer2.V": a.pop("param:layer2.W")}),
-        r"missing parameters \['layer2.W'\], unexpected entries \['layer2.V'\]",
-    ),
-    "extra entry": (lambda a: a.update(extra=np.zeros(2)), r"unexpected entries \['extra'\]"),
-    "wrong shape": (lambda a: a.update({"param:layer0.b": np.zeros(30)}), "shape"),
-    "NaN weights": (lambda a: a["param:layer0.W"].fill(np.nan), "finite"),
-    "unknown layer": (
-        lambda a: set_architecture(a, lambda arch: arch["layers"][1].update(type="Swish")),
-        "unknown layer type 'Swish'",
-    ),
-    "bad config": (
-        lambda a: set_architecture(a, lambda arch: arch["layers"][0]["config"].update(n_inputs=5)),
-        "do not fit together",
-    ),
-    "huge layer": (  # checked before anything is allocated (this would be 400 TB)
-        lambda a: set_architecture(
-            a, lambda arch: arch["layers"][0]["config"].update(n_inputs=10**7, n_outputs=10**7)
-        ),
-        "need 100,000,010,000,090 parameter values",
-    ),
-    "config of the wrong type": (
-        lambda a: set_architecture(a, lambda arch: arch["layers"][0].update(config=[784, 8])),
-        "architecture description is unreadable",
-    ),
-    "bad json": (lambda a: a.update(architecture=np.array("{not json")), "architecture"),
-    "pickled object": (
-        lambda a: a.update(architecture=np.array([{"evil": 1}], dtype=object)),
-        "cannot be loaded safely",
-    ),
-}
+def test_build_model_builds_the_cnn_the_settings_describe():
+    settings = Settings(model="cnn", n_filters=(2,), seed=1)
+    model = build_model(settings, (784,), n_classes=10)  # flat pixels of square images
+    assert model.input_shape == (1, 28, 28) and model.settings == settings
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
+    ]  # fmt: skip
+    assert same_weights(model, build_cnn((2,), seed=1))
+    with pytest.raises(ValueError, match="5 conv blocks, too many for 28x28 images"):
+        build_model(settings.replace(n_filters=(2, 2, 2, 2, 2)), (28, 28), 10)
 
 
-@pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_mismatched_files_are_rejected(tmp_path, case):
-    change, message = BAD_FILES[case]
-    path = build_mlp([784, 8, 10]).save(tmp_path / "model.npz")
-    if case == "pickled object":  # np.savez needs pickle to write it; load must refuse it
-        with np.load(path) as archive:
-            arrays = dict(archive)
-        change(arrays)
-        np.savez(path, **arrays)
-    else:
-        rewrite(path, change)
-    with pytest.raises(ValueError, match=message):
-        load_model(path)
+@pytest.mark.parametrize(
+    "sample_shape, expected",
+    [((28, 28), (1, 28, 28)), ((3, 8, 6), (3, 8, 6)), ((784,), (1, 28, 28)), ((16,), (1, 4, 4))],
+)
+def test_image_shape(sample_shape, expected):
+    assert image_shape(sample_shape) == expected
 
 
-def test_truncated_and_tampered_files_are_rejected(tmp_path):
-    path = build_mlp([784, 8, 10]).save(tmp_path / "model.npz")
-    data = path.read_bytes()
-    truncated = tmp_path / "truncated.npz"
-    truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="truncated or corrupted"):
-        load_model(truncated)
-    # Flip bytes inside the first weight matrix: the zip checksum no longer matches.
-    tampered = tmp_path / "tampered.npz"
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo("param:layer0.W.npy")
-    middle = info.header_offset + 200 + info.compress_size // 2
-    tampered.write_bytes(
-        data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 8]) + data[middle + 8 :]
-    )
-    with pytest.raises(ValueError, match="truncated or corrupted"):
-        load_model(tampered)
-    not_a_model = tmp_path / "notes.npz"
-    not_a_model.write_text("hello")
-    with pytest.raises(ValueError, match="not a valid mnist_nn model file: it is not an .npz"):
-        load_model(not_a_model)
-    single_array = tmp_path / "array.npz"
-    with open(single_array, "wb") as file:
-        np.save(file, np.zeros(3))  # an .npy file under an .npz name
-    with pytest.raises(ValueError, match="it is not an .npz archive"):
-        load_model(single_array)
-    with pytest.raises(FileNotFoundError):
-        load_model(tmp_path / "missing.npz")
+@pytest.mark.parametrize("sample_shape", [(10,), (0,), (2, 3, 4, 5)])
+def test_image_shape_refuses_what_is_not_an_image(sample_shape):
+    with pytest.raises(ValueError, match="cannot tell the image size"):
+        image_shape(sample_shape)

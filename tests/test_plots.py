@@ -168,7 +168,7 @@ def test_grid_heatmap_cells_and_best_outline():
     (outline,) = axis.patches
     assert outline.get_xy() == (-0.5, 0.5)  # the best cell: batch 32, learning rate 0.01
     with pytest.raises(ValueError, match="another setting varies"):
-        plots.plot_grid_heatmap(rows + [{**rows[0], "epochs": 9}], x="batch_size")
+        plots.plot_grid_heatmap(rows + [{**rows[0], "n_epochs": 9}], x="batch_size")
 
 
 def test_conv_filter_and_feature_map_plots():

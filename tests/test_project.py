@@ -30,3 +30,27 @@ def test_notebook_is_committed_without_outputs():
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count"))
     ]
     assert not dirty, f"clear the outputs of cells {dirty} before committing the notebook"
+
+
+def test_no_function_in_the_package_is_over_50_lines():
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "mnist_nn").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 50:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, f"split these into named steps: {long}"
+
+
+def test_lint_and_format_are_clean():
+    import subprocess
+    import sys
+
+    for command in (["check", "."], ["format", "--check", "."]):
+        completed = subprocess.run(
+            [sys.executable, "-m", "ruff", *command], capture_output=True, text=True, cwd=ROOT
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr

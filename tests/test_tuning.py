@@ -8,18 +8,18 @@ import json
 import numpy as np
 import pytest
 
-from mnist_nn import make_synthetic_digits
+from mnist_nn.settings import FIELD_NAMES, Settings
+from mnist_nn.synthetic import make_synthetic_digits
+from mnist_nn.train import build_and_fit
 from mnist_nn.tuning import (
-    DEFAULT_SETTINGS,
     CVResult,
     GridResults,
     cross_validate,
     grid_search,
-    refit,
     stratified_kfold,
 )
 
-FAST = {"hidden_sizes": 16, "epochs": 2, "batch_size": 32}
+FAST = Settings(hidden_sizes=16, n_epochs=2, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +77,12 @@ def test_bad_k_is_rejected(k):
 def test_cross_validate_same_seed_same_numbers(digits):
     X, y = digits
     result = cross_validate(X, y, FAST, k=3, seed=1, n_jobs=1, progress=False)
-    again = cross_validate(X, y, k=3, seed=1, n_jobs=1, progress=False, **FAST)
+    again = cross_validate(X, y, k=3, n_jobs=1, progress=False, **FAST.replace(seed=1).to_dict())
     other_seed = cross_validate(X, y, FAST, k=3, seed=2, n_jobs=1, progress=False)
     assert scores(result) == scores(again)
     assert result.fold_val_accuracy != other_seed.fold_val_accuracy
-    assert result.k == 3 and result.settings["hidden_sizes"] == (16,)
+    assert result.k == 3 and result.settings == FAST.replace(seed=1)
+    assert result.settings.hidden_sizes == (16,)
     assert result.mean_val_accuracy == pytest.approx(np.mean(result.fold_val_accuracy))
     assert result.std_val_accuracy == pytest.approx(np.std(result.fold_val_accuracy, ddof=1))
     assert result.wall_seconds >= result.seconds / 10 > 0  # time is measured
@@ -90,18 +91,13 @@ def test_cross_validate_same_seed_same_numbers(digits):
 def test_two_processes_give_the_numbers_of_one(digits):
     X, y = digits
     grid = {"hidden_sizes": [8, (16, 8)], "learning_rate": [1e-3, 1e-2]}
-    serial = grid_search(X, y, grid, FAST, k=3, seed=4, n_jobs=1, progress=False)
-    parallel = grid_search(X, y, grid, FAST, k=3, seed=4, n_jobs=2, progress=False)
+    base = FAST.replace(seed=4)
+    serial = grid_search(X, y, grid, base, k=3, n_jobs=1, progress=False)
+    parallel = grid_search(X, y, grid, base, k=3, n_jobs=2, progress=False)
     assert [scores(result) for result in serial] == [scores(result) for result in parallel]
     # A configuration's numbers don't depend on the rest of the grid either.
     alone = cross_validate(
-        X,
-        y,
-        {**FAST, "hidden_sizes": (16, 8), "learning_rate": 1e-2},
-        k=3,
-        seed=4,
-        n_jobs=1,
-        progress=False,
+        X, y, FAST, hidden_sizes=(16, 8), learning_rate=1e-2, k=3, seed=4, n_jobs=1, progress=False
     )
     assert scores(alone) in [scores(result) for result in serial]
 
@@ -112,20 +108,30 @@ def test_grid_search_ranks_a_tiny_learning_rate_last(digits):
         X, y, {"learning_rate": [1e-6, 1e-2]}, FAST, k=3, n_jobs=1, progress=False
     )
     assert isinstance(results, GridResults) and len(results) == 2
-    assert results.best_settings["learning_rate"] == 1e-2
-    assert results[1].settings["learning_rate"] == 1e-6
+    assert isinstance(results.best_settings, Settings)
+    assert results.best_settings == FAST.replace(learning_rate=1e-2)
+    assert results[1].settings.learning_rate == 1e-6
     assert results[0].mean_val_accuracy > results[1].mean_val_accuracy + 0.2
 
 
 def test_results_print_and_export_as_plain_rows(digits):
     X, y = digits
     results = grid_search(
-        X, y, {"hidden_sizes": [4, 16, (16, 8)]}, {"epochs": 2}, k=2, n_jobs=1, progress=False
+        X,
+        y,
+        {"hidden_sizes": [4, 16, (16, 8)]},
+        Settings(n_epochs=2),
+        k=2,
+        n_jobs=1,
+        progress=False,
     )
     rows = results.to_rows()
     accuracies = [row["mean_val_accuracy"] for row in rows]
     assert accuracies == sorted(accuracies, reverse=True)
-    assert set(DEFAULT_SETTINGS) <= set(rows[0])
+    assert set(FIELD_NAMES) <= set(rows[0])
+    assert (
+        Settings.from_dict({name: rows[0][name] for name in FIELD_NAMES}) == results.best_settings
+    )
     assert json.loads(json.dumps(rows)) == rows  # plain data only
     text = str(results)
     assert "hidden_sizes" in text and "val accuracy" in text and "16-8" in text
@@ -178,11 +184,13 @@ def test_unknown_setting_and_bad_data_in_cross_validate(digits):
         cross_validate(X, y, FAST, k=2, n_jobs=0, progress=False)
 
 
-def test_refit_trains_the_chosen_settings_on_all_data(digits):
+def test_the_chosen_settings_train_on_all_data_with_build_and_fit(digits):
+    # The last step of tuning (refit before): train the winner once more on all the data.
     X, y = digits
-    settings = {**FAST, "hidden_sizes": (16, 8), "learning_rate": 1e-2, "epochs": 5}
-    model = refit(X, y, settings, seed=3, progress=False)
-    again = refit(X, y, settings, seed=3, progress=False)
+    settings = FAST.replace(hidden_sizes=(16, 8), learning_rate=1e-2, n_epochs=5, seed=3)
+    model, history = build_and_fit(X, y, settings, progress=False)
+    again, _ = build_and_fit(X, y, settings, progress=False)
+    assert history.settings == settings
     assert [layer.params["W"].shape for layer in model.layers if layer.params] == [
         (784, 16),
         (16, 8),
@@ -190,3 +198,12 @@ def test_refit_trains_the_chosen_settings_on_all_data(digits):
     ]
     assert np.array_equal(model.predict_proba(X), again.predict_proba(X))
     assert model.evaluate(X, y).accuracy > 0.5  # it learned something
+
+
+def test_a_grid_over_seeds_gives_each_seed_the_numbers_cross_validate_gives_it(digits):
+    # The folds follow each candidate's own seed, as they do in cross_validate.
+    X, y = digits
+    results = grid_search(X, y, {"seed": [0, 1]}, FAST, k=2, n_jobs=1, progress=False)
+    for seed in (0, 1):
+        alone = cross_validate(X, y, FAST, seed=seed, k=2, n_jobs=1, progress=False)
+        assert scores(alone) in [scores(result) for result in results]
