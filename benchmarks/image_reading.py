@@ -47,8 +47,8 @@ def place(ink: np.ndarray, height: int, width: int, rng: np.random.Generator) ->
 
 def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
     """Dark ink on off-white paper: uneven light, tint, blur, sensor noise, JPEG, small digit."""
-    size = int(rng.integers(40, 160))  # the 28x28 box; the digit itself is 20/28 of it
-    height, width = (size * rng.uniform(1.5, 5.0, size=2)).astype(int)
+    size = int(rng.integers(30, 200))  # the 28x28 box; the digit itself is 20/28 of it
+    height, width = (size * rng.uniform(1.3, 6.0, size=2)).astype(int)
     ink = place(digit_ink(digit, size), height, width, rng)
     paper, pen = rng.uniform(0.7, 0.95), rng.uniform(0.05, 0.35)
     gray = paper - (paper - pen) * ink
@@ -69,7 +69,7 @@ def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str
 def screen_drawing(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
     """Light strokes on a dark screen, any size and place."""
     height, width = rng.integers(100, 600, size=2)
-    size = int(rng.uniform(0.3, 1.0) * min(height, width))
+    size = int(rng.uniform(0.15, 1.0) * min(height, width))
     ink = place(digit_ink(digit, size), height, width, rng)[..., None]
     background, stroke = rng.uniform(0.0, 0.25, size=3), rng.uniform(0.8, 1.0, size=3)
     rgb = background + (stroke - background) * ink
@@ -79,7 +79,7 @@ def screen_drawing(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, 
 def transparent_png(digit: np.ndarray, rng: np.random.Generator, light: bool) -> tuple[bytes, str]:
     """Strokes of one colour on a fully transparent background (alpha is the ink)."""
     height, width = rng.integers(100, 600, size=2)
-    size = int(rng.uniform(0.3, 1.0) * min(height, width))
+    size = int(rng.uniform(0.15, 1.0) * min(height, width))
     alpha = place(digit_ink(digit, size), height, width, rng)
     colour = rng.uniform(0.85, 1.0, size=3) if light else rng.uniform(0.0, 0.2, size=3)
     rgba = np.empty((height, width, 4))

@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 WORKING_SIDE = 1024  # larger pictures are shrunk first: a phone photo is 4000x3000
-MIN_CONTRAST = 0.1  # a stroke differs from the page by at least ~25 grey levels
+NOISY = 2 / 255  # a page noisier than this is smoothed a little before looking for ink
+MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey levels
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
 MIN_REGION_PIXELS = 12  # the digit's largest piece; noise leaves specks of a few pixels
 MIN_PIECE_FRACTION = 0.05  # a piece kept besides the largest: a 5's detached bar, an i-like dot
@@ -156,11 +157,21 @@ def _remove_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """
     residual = gray - _estimate_background(gray)
     noise = 1.4826 * float(np.median(np.abs(residual)))  # robust standard deviation (MAD)
+    if noise > NOISY:
+        residual = _smooth(residual)
+        noise = 1.4826 * float(np.median(np.abs(residual)))
     floor = _noise_floor(noise)
     light = np.clip(residual - floor, 0.0, None).sum()
     dark = np.clip(-residual - floor, 0.0, None).sum()
     ink = residual if light > dark else -residual
     return np.clip(ink, 0.0, 1.0), noise
+
+
+def _smooth(image: np.ndarray) -> np.ndarray:
+    """A 3x3 binomial blur of (H, W): weights [1, 2, 1] / 4 along each axis; edges repeated."""
+    padded = np.pad(image, 1, mode="edge")
+    rows = (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
 
 
 def _noise_floor(noise: float) -> float:
