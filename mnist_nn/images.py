@@ -230,7 +230,10 @@ def _find_ink(ink: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     candidates = ink[ink > floor]
     if candidates.size == 0:
         raise ValueError(BLANK_MESSAGE)
-    mask = ink > _otsu_threshold(candidates, low=floor)
+    # Capped at half the strongest ink: on a clean page every candidate is ink, and Otsu would
+    # split the strokes themselves where their brightness varies (a shaded, clipped stroke).
+    strongest = float(np.percentile(candidates, 99))
+    mask = ink > min(_otsu_threshold(candidates, low=floor), max(strongest / 2, floor))
     level = float(np.median(ink[mask]))  # a typical stroke pixel
     if level < MIN_CONTRAST or level < MIN_SIGNAL_TO_NOISE * noise:
         raise ValueError(BLANK_MESSAGE)
