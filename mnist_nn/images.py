@@ -16,7 +16,7 @@ MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey level
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
 MIN_REGION_PIXELS = 12  # the digit's largest piece; noise leaves specks of a few pixels
 MIN_PIECE_FRACTION = 0.05  # a piece kept besides the largest: a 5's detached bar, an i-like dot
-NEAR_FRACTION = 0.3  # ... if it lies this close to the largest, as a share of its longer side
+NEAR_FRACTION = 0.5  # ... if it lies this close to the largest, as a share of its longer side
 BLANK_MESSAGE = (
     "the image looks blank (no digit stands out from the background); "
     "draw the digit with a clear contrast, e.g. black on white"
