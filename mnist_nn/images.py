@@ -1,5 +1,6 @@
-"""A picture of one digit (a drawing, a photo, a PNG with transparency) turned into the 28x28
-input MNIST networks expect: read_image, prepare_digit_image, load_digit_image."""
+"""A picture of one digit (a photo of paper, a screen drawing, a PNG with transparency) turned into
+the 28x28 input MNIST networks expect: read_image, load_digit_image, prepare_digit_image, and
+digit_image_steps, which also returns the steps in between, to show what the network saw."""
 
 from __future__ import annotations
 
@@ -9,44 +10,58 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+WORKING_SIDE = 1024  # larger pictures are shrunk first: a phone photo is 4000x3000
+NOISY = 2 / 255  # a page noisier than this is smoothed a little before looking for ink
+MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey levels
+MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
+MIN_REGION_PIXELS = 12  # the digit's largest piece; noise leaves specks of a few pixels
+MIN_PIECE_FRACTION = 0.05  # a piece kept besides the largest: a 5's detached bar, an i-like dot
+NEAR_FRACTION = 0.5  # ... if it lies this close to the largest, as a share of its longer side
+BLANK_MESSAGE = (
+    "the image looks blank (no digit stands out from the background); "
+    "draw the digit with a clear contrast, e.g. black on white"
+)
+
 
 def prepare_digit_image(image: np.ndarray) -> np.ndarray:
     """Turn a picture of one digit into an MNIST-style (28, 28) uint8 input.
 
-    Follows how MNIST itself was made (LeCun et al., 1998): grayscale, light digit on a dark
-    background, the digit cropped and scaled to fit a 20x20 box keeping its aspect ratio, then
-    placed in 28x28 so that its centre of mass sits at the centre. Dark-on-light and light-on-dark
-    pictures both work: the border decides which is the background.
+    Finds the ink, not the page: the page's uneven lighting is estimated and removed, the ink
+    threshold comes from the picture itself (Otsu's method), dark-on-light and light-on-dark both
+    work (the ink is whatever is the minority), and specks apart from the digit are dropped. Then,
+    as MNIST was made (LeCun et al., 1998): light digit on a dark background, cropped and scaled
+    to fit a 20x20 box keeping its aspect ratio, placed in 28x28 with its centre of mass at the
+    centre. A picture with no digit in it raises ValueError ("looks blank").
     """
-    gray = _to_grayscale(image)  # (H, W) floats in [0, 1]
+    return digit_image_steps(image)["digit"]
+
+
+def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
+    """Prepare a picture of one digit as prepare_digit_image does, keeping each step to show it.
+
+    Returns a dict of arrays, in the order they are made:
+
+    - ``"grayscale"``: (H, W) floats in [0, 1], the picture in gray (shrunk if it was large);
+    - ``"background_removed"``: (H, W) floats in [0, 1], the ink light on a black page;
+    - ``"ink_mask"``: (H, W) bool, the pixels above the ink threshold;
+    - ``"kept_regions"``: (H, W) bool, the connected pieces of ink kept as the digit;
+    - ``"digit"``: (28, 28) uint8, the network's input.
+    """
+    gray = _to_grayscale(image)
     if gray.shape[0] < 8 or gray.shape[1] < 8:
         raise ValueError(f"the image is {gray.shape[1]}x{gray.shape[0]} pixels; use at least 8x8")
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = np.median(border)
-    ink = np.abs(gray - background)  # 0 on the background, up to 1 on the strokes
-    if ink.max() < 0.15:
-        raise ValueError(
-            "the image looks blank (no digit stands out from the background); "
-            "draw the digit with a clear contrast, e.g. black on white"
-        )
-    ink = np.clip((ink - 0.1 * ink.max()) / (0.9 * ink.max()), 0.0, 1.0)  # drop faint noise
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-    scale = 20.0 / max(digit.shape)
-    new_height = max(1, round(digit.shape[0] * scale))
-    new_width = max(1, round(digit.shape[1] * scale))
-    digit = _resize(digit, new_height, new_width)  # fits in 20x20
-
-    # Place it so that the centre of mass lands on the centre of the 28x28 canvas.
-    row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
-    centre_row = (row_mass * np.arange(new_height)).sum() / row_mass.sum()
-    centre_col = (col_mass * np.arange(new_width)).sum() / col_mass.sum()
-    top = int(np.clip(round(13.5 - centre_row), 0, 28 - new_height))
-    left = int(np.clip(round(13.5 - centre_col), 0, 28 - new_width))
-    canvas = np.zeros((28, 28), dtype=np.float32)
-    canvas[top : top + new_height, left : left + new_width] = digit
-    return np.round(canvas * 255).astype(np.uint8)
+    ink, noise = _remove_background(gray)
+    ink_mask, strength = _find_ink(ink, noise)
+    kept = _keep_digit_regions(ink_mask)
+    # Two pixels around the kept pieces bring back their soft edges, which fall below threshold.
+    digit = _fit_and_centre(strength * _dilate(kept, steps=2))
+    return {
+        "grayscale": gray,
+        "background_removed": ink,
+        "ink_mask": ink_mask,
+        "kept_regions": kept,
+        "digit": digit,
+    }
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -68,36 +83,270 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def load_digit_image(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG or JPEG of one digit and return it as an MNIST-style (28, 28) uint8 input."""
-    return prepare_digit_image(read_image(path))
+    image = read_image(path)
+    try:
+        return prepare_digit_image(image)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _to_grayscale(image: np.ndarray) -> np.ndarray:
-    """(H, W), (H, W, 3) or (H, W, 4) pixels, integer or float -> (H, W) floats in [0, 1]."""
+    """(H, W), (H, W, 1..4) pixels, integer, bool or float -> (H, W) floats in [0, 1]."""
+    image = _unit_floats(image)
+    if image.ndim == 2:
+        return image
+    channels = image.shape[2]
+    if channels >= 3:
+        gray = image[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma
+    else:
+        gray = image[..., 0]
+    if channels in (2, 4):
+        return _flatten_alpha(gray, image[..., -1])
+    return gray
+
+
+def _unit_floats(image: np.ndarray) -> np.ndarray:
+    """Pixels of any integer, bool or float dtype as floats in [0, 1], shrunk if very large."""
     image = np.asarray(image)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
         raise ValueError(
             f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}"
         )
     if image.dtype == bool:  # black-and-white: True is white
-        image = image.astype(np.float64)
+        scale = 1.0
     elif np.issubdtype(image.dtype, np.integer):
-        image = image / float(np.iinfo(image.dtype).max)
+        scale = float(np.iinfo(image.dtype).max)
     elif np.issubdtype(image.dtype, np.floating):
         if not np.isfinite(image).all():
             raise ValueError("the image contains NaN or inf pixels")
-        image = np.clip(image, 0.0, 1.0)
+        scale = 1.0
     else:
         raise ValueError(f"expected integer or float pixels, got dtype {image.dtype}")
-    if image.ndim == 2:
-        return image
-    if image.shape[2] in (2, 4):
-        # Composite over white: drawings saved with a transparent background are usually
-        # dark strokes meant to be seen on a white page.
-        alpha = image[..., -1:]
-        image = image[..., :-1] * alpha + (1.0 - alpha)
-    if image.shape[2] == 1:
-        return image[..., 0]
-    return image[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma
+    # Averaging blocks of factor x factor pixels before anything else keeps a phone photo fast
+    # (and averages away sensor noise); the few rows and columns past the last block are dropped.
+    factor = -(-max(image.shape[:2]) // WORKING_SIDE)
+    if factor > 1:
+        height, width = image.shape[0] // factor, image.shape[1] // factor
+        blocks = image[: height * factor, : width * factor]
+        image = blocks.reshape(height, factor, width, factor, -1).mean(axis=(1, 3))
+        image = image.squeeze(axis=2) if blocks.ndim == 2 else image
+    return np.clip(image / scale, 0.0, 1.0)
+
+
+def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """One gray picture from gray and alpha (H, W) in [0, 1].
+
+    Drawing apps save strokes on a transparent background, in one colour (black or white): then
+    the colour says nothing and alpha is the ink, returned as dark ink on a white page. Otherwise
+    the picture is composited onto a page its visible pixels stand out from.
+    """
+    if alpha.min() >= 1.0:
+        return gray
+    visible = gray[alpha > 0.5]
+    if visible.size == 0 or np.ptp(np.percentile(visible, [5, 95])) < 0.1:
+        return 1.0 - alpha
+    page = 0.0 if visible.mean() > 0.5 else 1.0
+    return gray * alpha + page * (1.0 - alpha)
+
+
+def _remove_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """The ink (H, W) in [0, 1], light on a black page, and the page's noise level.
+
+    The ink is whichever side of the page's brightness holds more contrast (summed beyond the
+    noise): it is the minority, so the page sets the background and the noise level.
+    """
+    residual = gray - _estimate_background(gray)
+    noise = 1.4826 * float(np.median(np.abs(residual)))  # robust standard deviation (MAD)
+    if noise > NOISY:
+        residual = _smooth(residual)
+        noise = 1.4826 * float(np.median(np.abs(residual)))
+    floor = _noise_floor(noise)
+    light = np.clip(residual - floor, 0.0, None).sum()
+    dark = np.clip(-residual - floor, 0.0, None).sum()
+    ink = residual if light > dark else -residual
+    return np.clip(ink, 0.0, 1.0), noise
+
+
+def _smooth(image: np.ndarray) -> np.ndarray:
+    """A 3x3 binomial blur of (H, W): weights [1, 2, 1] / 4 along each axis; edges repeated."""
+    padded = np.pad(image, 1, mode="edge")
+    rows = (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+
+
+def _noise_floor(noise: float) -> float:
+    """Ink below this is the page: three noise deviations, and at least half a grey level."""
+    return 3.0 * noise + 0.5 / 255
+
+
+def _estimate_background(gray: np.ndarray) -> np.ndarray:
+    """A smooth estimate (H, W) of the page's brightness under uneven lighting.
+
+    A quadratic surface (a gradient, a vignette) fitted to the medians of an 8x8 grid of blocks,
+    then refitted a few times without the blocks it misses by far: those the ink dominates.
+    """
+    height, width = gray.shape
+    n = 8
+    block_height, block_width = height // n, width // n
+    blocks = gray[: block_height * n, : block_width * n].reshape(n, block_height, n, block_width)
+    medians = np.median(blocks, axis=(1, 3)).ravel()  # (64,)
+    centres = (np.arange(n) + 0.5) / n
+    block_y, block_x = np.meshgrid(
+        _unit_coordinates(centres * block_height * n, height),
+        _unit_coordinates(centres * block_width * n, width),
+        indexing="ij",
+    )
+    design = np.stack(_quadratic_terms(block_y.ravel(), block_x.ravel()), axis=1)  # (64, 6)
+    fitted = np.full(medians.shape, np.median(medians))
+    for _ in range(4):
+        residual = medians - fitted
+        spread = max(1.4826 * np.median(np.abs(residual)), 0.01)
+        keep = np.abs(residual) <= 3.0 * spread
+        coefficients = np.linalg.lstsq(design[keep], medians[keep], rcond=None)[0]
+        fitted = design @ coefficients
+    y = _unit_coordinates(np.arange(height) + 0.5, height)[:, None]
+    x = _unit_coordinates(np.arange(width) + 0.5, width)[None, :]
+    return sum(c * term for c, term in zip(coefficients, _quadratic_terms(y, x), strict=True))
+
+
+def _unit_coordinates(positions: np.ndarray, size: int) -> np.ndarray:
+    """Pixel positions along a side of `size` pixels mapped to [-1, 1], to keep the fit stable."""
+    return 2.0 * positions / size - 1.0
+
+
+def _quadratic_terms(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+    """The six terms of a quadratic surface in y and x: 1, y, x, y^2, yx, x^2."""
+    return [np.ones_like(y * x), y, x, y * y, y * x, x * x]
+
+
+def _find_ink(ink: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ink mask (H, W) bool and the ink strength (H, W) in [0, 1] (1 for a full stroke).
+
+    The threshold is Otsu's (1979), over the pixels that stand out from the page's noise, so a
+    small digit on a large noisy page is not outweighed by it. A picture whose "strokes" differ
+    little from the page, or no more than its noise does, is refused as blank.
+    """
+    floor = _noise_floor(noise)
+    candidates = ink[ink > floor]
+    if candidates.size == 0:
+        raise ValueError(BLANK_MESSAGE)
+    # Capped at half the strongest ink: on a clean page every candidate is ink, and Otsu would
+    # split the strokes themselves where their brightness varies (a shaded, clipped stroke).
+    strongest = float(np.percentile(candidates, 99))
+    mask = ink > min(_otsu_threshold(candidates, low=floor), max(strongest / 2, floor))
+    level = float(np.median(ink[mask]))  # a typical stroke pixel
+    if level < MIN_CONTRAST or level < MIN_SIGNAL_TO_NOISE * noise:
+        raise ValueError(BLANK_MESSAGE)
+    # As in MNIST, where most stroke pixels are saturated: the typical stroke pixel and stronger
+    # ones become full ink; the page, its noise and faint halos (JPEG ringing) become 0.
+    faint = max(floor, 0.1 * level)
+    strength = np.clip((ink - faint) / (level - faint), 0.0, 1.0)
+    return mask, strength
+
+
+def _otsu_threshold(values: np.ndarray, low: float, n_bins: int = 256) -> float:
+    """Otsu's (1979) threshold: it splits a histogram of `values` (all > low) into the two classes
+    with the largest between-class variance w0 w1 (m0 - m1)^2. Values above it are the ink."""
+    counts, edges = np.histogram(values, bins=n_bins, range=(low, float(values.max())))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)  # (n_bins,): values in this bin or below
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[np.argmax(between) + 1])
+
+
+def _keep_digit_regions(mask: np.ndarray) -> np.ndarray:
+    """The connected pieces of ink (H, W) bool that make the digit: the largest, and the pieces
+    of a reasonable size near it (a 5's detached bar); specks and far-away marks are dropped."""
+    labels = _label_regions(mask)
+    _, region, sizes = np.unique(labels[mask], return_inverse=True, return_counts=True)
+    if sizes.max() < MIN_REGION_PIXELS:
+        raise ValueError(BLANK_MESSAGE)
+    rows, columns = np.nonzero(mask)  # row-major, as labels[mask]
+    boxes = _bounding_boxes(region, rows, columns, len(sizes))  # (K, 4): top, bottom, left, right
+    top, bottom, left, right = boxes[np.argmax(sizes)]
+    row_gap = np.maximum(0, np.maximum(boxes[:, 0] - bottom, top - boxes[:, 1]))
+    column_gap = np.maximum(0, np.maximum(boxes[:, 2] - right, left - boxes[:, 3]))
+    near = np.maximum(row_gap, column_gap) <= NEAR_FRACTION * max(bottom - top, right - left)
+    keep = near & (sizes >= MIN_PIECE_FRACTION * sizes.max())  # (K,)
+    kept = np.zeros_like(mask)
+    kept[mask] = keep[region]
+    return kept
+
+
+def _label_regions(mask: np.ndarray) -> np.ndarray:
+    """Label the 8-connected regions of a boolean mask (H, W): each pixel of a region gets the
+    smallest flat index in it, pixels off the mask get mask.size.
+
+    Labels spread by repeated 3x3 minimum filters; after each one every pixel also takes its
+    label's label (pointer jumping, as in Shiloach and Vishkin, 1982), so a label crosses a long
+    stroke in a few dozen passes rather than one pass per pixel.
+    """
+    outside = mask.size
+    labels = np.where(mask, np.arange(mask.size).reshape(mask.shape), outside)
+    while True:
+        spread = np.where(mask, _filter_3x3(labels, np.minimum, fill=outside), outside)
+        spread = np.append(spread.ravel(), outside)[spread]  # pointer jumping
+        if np.array_equal(spread, labels):
+            return labels
+        labels = spread
+
+
+def _bounding_boxes(
+    region: np.ndarray, rows: np.ndarray, columns: np.ndarray, n_regions: int
+) -> np.ndarray:
+    """(n_regions, 4) top, bottom, left, right of each region, from each pixel's region index."""
+    boxes = np.empty((n_regions, 4), dtype=np.int64)
+    boxes[:, [0, 2]] = np.iinfo(np.int64).max
+    boxes[:, [1, 3]] = -1
+    np.minimum.at(boxes[:, 0], region, rows)
+    np.maximum.at(boxes[:, 1], region, rows)
+    np.minimum.at(boxes[:, 2], region, columns)
+    np.maximum.at(boxes[:, 3], region, columns)
+    return boxes
+
+
+def _filter_3x3(array: np.ndarray, combine: np.ufunc, fill: float | int | bool) -> np.ndarray:
+    """Combine each pixel of a (H, W) array with its 8 neighbours (np.minimum, np.maximum),
+    treating pixels past the edge as `fill`."""
+    height, width = array.shape
+    padded = np.pad(array, 1, constant_values=fill)
+    result = array.copy()
+    for row in range(3):
+        for column in range(3):
+            combine(result, padded[row : row + height, column : column + width], out=result)
+    return result
+
+
+def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """Grow a boolean mask (H, W) by `steps` pixels in every direction (8 neighbours)."""
+    for _ in range(steps):
+        mask = _filter_3x3(mask, np.logical_or, fill=False)
+    return mask
+
+
+def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
+    """Crop the ink (H, W) in [0, 1], fit it in 20x20 keeping its aspect ratio and place it in a
+    (28, 28) uint8 canvas with its centre of mass at the centre, as MNIST was made."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+    scale = 20.0 / max(digit.shape)
+    new_height = max(1, round(digit.shape[0] * scale))
+    new_width = max(1, round(digit.shape[1] * scale))
+    digit = _resize(digit, new_height, new_width)  # fits in 20x20
+
+    row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
+    centre_row = (row_mass * np.arange(new_height)).sum() / row_mass.sum()
+    centre_col = (col_mass * np.arange(new_width)).sum() / col_mass.sum()
+    top = int(np.clip(round(13.5 - centre_row), 0, 28 - new_height))
+    left = int(np.clip(round(13.5 - centre_col), 0, 28 - new_width))
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    canvas[top : top + new_height, left : left + new_width] = digit
+    return np.round(canvas * 255).astype(np.uint8)
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

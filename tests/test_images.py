@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
-from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
+from mnist_nn.images import (
+    _label_regions,
+    _otsu_threshold,
+    digit_image_steps,
+    load_digit_image,
+    prepare_digit_image,
+    read_image,
+)
 
 
 def dark_seven_on_white(height: int = 120, width: int = 90) -> np.ndarray:
@@ -95,3 +104,214 @@ def test_black_and_white_png_gives_the_same_digit_as_grayscale(tmp_path):
     )
     # A boolean array given directly (True = white) is understood too.
     np.testing.assert_array_equal(prepare_digit_image(page > 127), prepare_digit_image(page))
+
+
+# Real pictures: photos of paper, screen drawings, transparent PNGs (issue 13). Each is made
+# here from one drawn digit, and must give about the input its clean drawing gives.
+
+
+def drawn_five(size: int = 120) -> np.ndarray:
+    """Ink strength (size, size) in [0, 1] of a 5 whose top bar is drawn apart from the rest."""
+    picture = Image.new("L", (size, size), 0)
+    pen = ImageDraw.Draw(picture)
+    s = size / 100
+    width = round(9 * s)
+    pen.line([(40 * s, 12 * s), (75 * s, 12 * s)], fill=255, width=width)  # the detached bar
+    pen.line([(36 * s, 22 * s), (32 * s, 50 * s)], fill=255, width=width)
+    pen.arc((22 * s, 38 * s, 78 * s, 92 * s), start=-150, end=140, fill=255, width=width)
+    return np.asarray(picture) / 255.0
+
+
+def on_page(
+    ink: np.ndarray,
+    shape: tuple[int, int] = (300, 400),
+    at: tuple[int, int] = (120, 230),
+    page: float = 0.85,
+    pen: float = 0.15,
+) -> np.ndarray:
+    """The ink drawn with a pen of brightness `pen` on a page of brightness `page`: (H, W)."""
+    ink_on_page = np.zeros(shape)
+    ink_on_page[at[0] : at[0] + ink.shape[0], at[1] : at[1] + ink.shape[1]] = ink
+    return page + (pen - page) * ink_on_page
+
+
+def shade(gray: np.ndarray, levels: float = 45) -> np.ndarray:
+    """Uneven light: a diagonal brightness gradient of `levels` grey levels across the page."""
+    y, x = np.mgrid[0 : gray.shape[0], 0 : gray.shape[1]]
+    return gray - levels / 255 * (y / gray.shape[0] + x / gray.shape[1]) / 2
+
+
+def with_noise(gray: np.ndarray, levels: float = 8, seed: int = 0) -> np.ndarray:
+    """Sensor noise of `levels` grey levels (standard deviation)."""
+    return gray + np.random.default_rng(seed).normal(0, levels / 255, size=gray.shape)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] (clipped) -> uint8 pixels."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def blurred(gray: np.ndarray, radius: float = 1.5) -> np.ndarray:
+    """A Gaussian blur, as a slightly out-of-focus photo."""
+    picture = Image.fromarray(to_uint8(gray)).filter(ImageFilter.GaussianBlur(radius))
+    return np.asarray(picture) / 255.0
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int = 70) -> np.ndarray:
+    """The pixels after saving as JPEG and reading back, as a phone saves a photo."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer))
+
+
+def tinted(gray: np.ndarray, tint: tuple[float, float, float] = (1.0, 0.9, 0.7)) -> np.ndarray:
+    """A colour cast (yellowish light): (H, W, 3)."""
+    return gray[..., None] * np.array(tint)
+
+
+def transparent(ink: np.ndarray, colour: int, hidden: int) -> np.ndarray:
+    """RGBA strokes of one colour (alpha is the ink); the hidden pixels' colour is `hidden`."""
+    rgba = np.zeros(ink.shape + (4,), dtype=np.uint8)
+    rgba[..., :3] = np.where(ink[..., None] > 0, colour, hidden)
+    rgba[..., 3] = to_uint8(ink)
+    return rgba
+
+
+def paper_photo(ink: np.ndarray) -> np.ndarray:
+    """Everything at once: small digit on a large shaded page, tint, blur, noise, JPEG."""
+    page = shade(on_page(ink, shape=(600, 800), at=(420, 60), page=0.8, pen=0.25))
+    return jpeg_round_trip(with_noise(blurred(tinted(page)[..., 1], 1.0), levels=6), quality=75)
+
+
+FIVE = drawn_five()
+SMALL_FIVE = drawn_five(50)
+PICTURES = {
+    "shading": lambda: shade(on_page(FIVE)),
+    "sensor noise": lambda: with_noise(on_page(FIVE), levels=10),
+    "blur": lambda: blurred(on_page(FIVE), radius=2.5),
+    "JPEG": lambda: jpeg_round_trip(on_page(FIVE), quality=60),
+    "colour tint": lambda: tinted(on_page(FIVE)),
+    "small and off-centre on a large page": lambda: on_page(
+        SMALL_FIVE, shape=(900, 1200), at=(800, 40)
+    ),
+    "light on dark": lambda: on_page(FIVE, page=0.1, pen=0.9),
+    "shaded light on dark": lambda: shade(on_page(FIVE, page=0.2, pen=0.9), levels=-45),
+    "paper photo": lambda: paper_photo(drawn_five(80)),
+    "RGBA dark ink": lambda: transparent(FIVE, colour=0, hidden=0),
+    "RGBA light ink": lambda: transparent(FIVE, colour=255, hidden=255),
+    "RGBA light ink, hidden pixels black": lambda: transparent(FIVE, colour=255, hidden=0),
+}
+
+
+def centre_of_mass(digit: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the ink's centre of mass."""
+    mass = digit.astype(float)
+    rows, columns = np.arange(digit.shape[0]), np.arange(digit.shape[1])
+    return (mass.sum(axis=1) @ rows) / mass.sum(), (mass.sum(axis=0) @ columns) / mass.sum()
+
+
+@pytest.mark.parametrize("kind", list(PICTURES))
+def test_a_real_picture_gives_the_clean_digits_input(kind):
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    digit = prepare_digit_image(PICTURES[kind]())
+    rows, columns = np.nonzero(digit)
+    assert 19 <= max(np.ptp(rows), np.ptp(columns)) + 1 <= 21, "the digit should fill 20x20"
+    centre_row, centre_column = centre_of_mass(digit)
+    assert abs(centre_row - 13.5) <= 1.0 and abs(centre_column - 13.5) <= 1.0
+    correlation = np.corrcoef(digit.ravel().astype(float), clean.ravel().astype(float))[0, 1]
+    assert correlation > 0.8, f"the prepared {kind} differs from the clean digit"
+
+
+def test_the_pieces_of_a_digit_are_kept_and_specks_dropped():
+    steps = digit_image_steps(on_page(FIVE))
+    bar = on_page(FIVE) < 0.5
+    bar[130:] = False  # the top bar's rows only (the page starts the digit at row 120)
+    assert steps["kept_regions"][bar].all(), "the 5's detached bar should be kept"
+    specked = on_page(FIVE)
+    specked[20:24, 20:24] = 0.15  # a speck of dirt far from the digit
+    specked[200:205, 120:125] = 0.15
+    np.testing.assert_array_equal(prepare_digit_image(specked), steps["digit"])
+
+
+def test_digit_image_steps_shows_each_step():
+    image = paper_photo(drawn_five(80))
+    steps = digit_image_steps(image)
+    assert list(steps) == ["grayscale", "background_removed", "ink_mask", "kept_regions", "digit"]
+    for name in ["grayscale", "background_removed", "ink_mask", "kept_regions"]:
+        assert steps[name].shape == image.shape[:2], name
+    assert steps["ink_mask"].dtype == bool and steps["kept_regions"].dtype == bool
+    assert 0 <= steps["background_removed"].min() and steps["background_removed"].max() <= 1
+    assert not (steps["kept_regions"] & ~steps["ink_mask"]).any()
+    np.testing.assert_array_equal(steps["digit"], prepare_digit_image(image))
+
+
+def test_a_large_photo_is_shrunk_and_still_read():
+    photo = to_uint8(shade(on_page(drawn_five(300), shape=(1200, 1600), at=(450, 900))))
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    steps = digit_image_steps(photo)
+    assert steps["grayscale"].shape == (600, 800)  # shrunk 2x
+    correlation = np.corrcoef(steps["digit"].ravel().astype(float), clean.ravel().astype(float))
+    assert correlation[0, 1] > 0.8
+
+
+def blank_pictures() -> dict[str, np.ndarray]:
+    """Pictures with no digit in them."""
+    rng = np.random.default_rng(0)
+    return {
+        "uniform gray": np.full((200, 300), 0.6),
+        "uniform colour": np.full((200, 300, 3), [200, 180, 40], dtype=np.uint8),
+        "fully transparent": np.zeros((200, 300, 4), dtype=np.uint8),
+        "shaded empty page": to_uint8(with_noise(shade(np.full((300, 400), 0.8)), levels=6)),
+        "gaussian noise": np.clip(rng.normal(0.5, 0.15, size=(200, 300)), 0, 1),
+        "uniform noise": rng.integers(0, 256, size=(200, 300, 3), dtype=np.uint8),
+    }
+
+
+@pytest.mark.parametrize("kind", list(blank_pictures()))
+def test_blank_and_noise_pictures_are_refused(kind, tmp_path):
+    image = blank_pictures()[kind]
+    with pytest.raises(ValueError, match="looks blank"):
+        prepare_digit_image(image)
+    if image.dtype == np.uint8:  # saved as a file too: then the message names it
+        path = tmp_path / "empty.png"
+        Image.fromarray(image).save(path)
+        with pytest.raises(ValueError, match=r"empty\.png: the image looks blank"):
+            load_digit_image(path)
+
+
+def label_regions_by_flood_fill(mask: np.ndarray) -> np.ndarray:
+    """The naive reference: a flood fill from each unlabelled pixel, in raster order."""
+    labels = np.full(mask.shape, mask.size)
+    for start in zip(*np.nonzero(mask), strict=True):
+        if labels[start] != mask.size:
+            continue
+        labels[start] = start[0] * mask.shape[1] + start[1]
+        stack = [start]
+        while stack:
+            row, column = stack.pop()
+            for r in range(max(row - 1, 0), min(row + 2, mask.shape[0])):
+                for c in range(max(column - 1, 0), min(column + 2, mask.shape[1])):
+                    if mask[r, c] and labels[r, c] == mask.size:
+                        labels[r, c] = labels[start]
+                        stack.append((r, c))
+    return labels
+
+
+@pytest.mark.parametrize("density", [0.2, 0.4, 0.6])
+def test_label_regions_matches_a_flood_fill(density):
+    mask = np.random.default_rng(1).random((40, 50)) < density
+    np.testing.assert_array_equal(_label_regions(mask), label_regions_by_flood_fill(mask))
+
+
+def test_otsu_threshold_maximises_the_between_class_variance():
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(0.2, 0.05, 500), rng.normal(0.7, 0.1, 100)]).clip(0.01)
+    threshold = _otsu_threshold(values, low=0.0)
+    candidates = np.linspace(values.min(), values.max(), 202)[1:-1]
+
+    def between_class_variance(t):
+        low, high = values[values <= t], values[values > t]
+        return len(low) * len(high) * (low.mean() - high.mean()) ** 2
+
+    best = candidates[np.argmax([between_class_variance(t) for t in candidates])]
+    assert abs(threshold - best) < 0.02
