@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "images", type=Path, nargs="+", metavar="IMAGE", help="PNG or JPEG of one digit"
     )
+    predict.add_argument(
+        "--debug-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/<image>-prepared.png for each image: the picture, each preparation "
+        "step and the 28x28 input the network saw",
+    )
     predict.set_defaults(run=run_predict)
 
     bench = commands.add_parser("bench", help="time training against PyTorch on the CPU")
@@ -446,23 +454,40 @@ def format_confusion_matrix(C: np.ndarray) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from mnist_nn.images import load_digit_image
-
     model = _load_model(args.model)
     names = _class_names(model, model.provenance.get("dataset"))
     failed = 0
     for path in args.images:
         try:
-            image = load_digit_image(path)
+            digit = _prepared_digit(path, args.debug_dir)
         except (FileNotFoundError, ValueError) as error:
             print(f"mnist_nn predict: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        P = model.predict_proba(image[None])[0]  # (C,)
+        P = model.predict_proba(digit[None])[0]  # (C,)
         top = np.argsort(P)[::-1][:3]
         ranked = ", ".join(f"{names[label]} {P[label]:.1%}" for label in top)
         print(f"{path}: {names[top[0]]}  ({ranked})")
     return EXIT_ERROR if failed else 0
+
+
+def _prepared_digit(path: Path, debug_dir: Path | None) -> np.ndarray:
+    """The 28x28 input made from the image file; with debug_dir, also a picture of the steps."""
+    from mnist_nn.images import digit_image_steps, read_image
+
+    image = read_image(path)
+    try:
+        steps = digit_image_steps(image)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    if debug_dir is not None:
+        from mnist_nn.plots import plot_digit_steps
+
+        debug_dir.mkdir(parents=True, exist_ok=True)
+        picture = debug_dir / f"{path.stem}-prepared.png"
+        plot_digit_steps(image, steps, title=str(path)).savefig(picture, dpi=80)
+        print(f"{path}: the steps are in {picture}")
+    return steps["digit"]
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -239,6 +239,29 @@ def plot_prepared_images(originals: Sequence[np.ndarray], prepared: np.ndarray) 
     return figure
 
 
+def plot_digit_steps(
+    original: np.ndarray, steps: Mapping[str, np.ndarray], title: str | None = None
+) -> Figure:
+    """A picture as it was read, then each step of images.digit_image_steps, ending with the
+    28x28 input the network sees: what went wrong when a digit is misread."""
+    panels = [("file", np.asarray(original)), *steps.items()]
+    figure = Figure(figsize=(2.2 * len(panels), 2.6))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, (name, image) in zip(axes, panels, strict=True):
+        if image.ndim == 2:  # grey levels as they are, not stretched to black and white
+            high = _white_level(image) if image.dtype != bool else 1
+            axis.imshow(image, cmap="gray", vmin=0, vmax=high)
+        else:
+            axis.imshow(image)
+        axis.set_title(f"{name.replace('_', ' ')}\n{image.shape[1]}x{image.shape[0]}", fontsize=8)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def _white_level(image: np.ndarray) -> float:
     return float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 1.0
 

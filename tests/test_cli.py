@@ -439,3 +439,23 @@ def test_saved_model_remembers_its_data_and_predict_uses_its_class_names(trained
     assert code == 0
     predicted = out.split(": ", 1)[1].split("  (")[0]
     assert predicted in ["T-shirt/top", *"abcdefghi"]
+
+
+def test_predict_debug_dir_shows_what_the_network_saw(trained, tmp_path, capsys):
+    images = [EXAMPLES / "digit-4-paper-photo.jpg", EXAMPLES / "digit-2-transparent.png"]
+    args = ["predict", str(trained), *map(str, images), "--debug-dir", str(tmp_path / "seen")]
+    code, out, _ = run_main(args, capsys)
+    assert code == 0 and out.count("%") == 6
+    for image in images:
+        assert (tmp_path / "seen" / f"{image.stem}-prepared.png").stat().st_size > 1000
+
+
+def test_predict_names_the_file_when_an_image_is_blank_and_goes_on(trained, tmp_path, capsys):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (60, 60), color=200).save(blank)
+    args = ["predict", str(trained), str(blank), str(EXAMPLES / "digit-3.png")]
+    code, out, err = run_main(args, capsys)
+    assert code != 0 and "blank.png" in err and "blank" in err and "Traceback" not in err
+    assert "digit-3.png: " in out
