@@ -73,19 +73,8 @@ class BenchCase:
         dense layer, out_h * out_w * out_channels * k * k * in_channels for a convolution.
         ReLU and pooling are left out (no multiply-adds).
         """
-        products = _layer_products(self.model())
+        products = self.model().multiply_adds_per_sample()
         return 2 * (3 * sum(products) - products[0])
-
-
-def _layer_products(model: Model) -> list[int]:
-    """Forward multiply-adds per sample of each layer with weights, input to output."""
-    products = []
-    for layer, shape in zip(model.layers, model.shapes[1:], strict=True):
-        if isinstance(layer, Dense):
-            products.append(layer.n_inputs * layer.n_outputs)
-        elif isinstance(layer, Conv2D):
-            products.append(int(np.prod(shape)) * layer.kernel_size**2 * layer.n_channels)
-    return products
 
 
 CASES = (

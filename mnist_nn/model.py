@@ -130,6 +130,17 @@ class Model:
     def n_params(self) -> int:
         return sum(layer.n_params for layer in self.layers)
 
+    def multiply_adds_per_sample(self) -> list[int]:
+        """The forward pass's multiply-adds per sample, for each layer with weights W: the size
+        of W times the output positions it is applied at (one for Dense, OH x OW for Conv2D)."""
+        counts = []
+        for layer, shape in zip(self.layers, self.shapes[1:], strict=True):
+            if "W" in layer.params:
+                W = layer.params["W"]
+                n_outputs = W.shape[0] if isinstance(layer, Conv2D) else W.shape[-1]
+                counts.append(W.size * math.prod(shape) // n_outputs)
+        return counts
+
     def weight_penalty(self, weight_decay: float) -> float:
         """The L2 penalty (lambda / 2) sum W^2 over the weights named "W"; biases are not
         penalised (they don't make the function any more complex)."""

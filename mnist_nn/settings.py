@@ -49,6 +49,11 @@ class Settings:
         None, "stop after this many epochs without a lower validation loss (default: never)"
     )
     seed: int = _knob(0, "drives the initial weights, dropout and the shuffling")
+    n_threads: int | None = _knob(
+        None,
+        "threads for the matrix products (default: fit times one and all cores and picks the "
+        "faster; results repeat exactly for the same count)",
+    )
 
     def __post_init__(self) -> None:
         # Plain Python values, so equal settings compare, hash and print equal: 64 -> (64,),
@@ -93,8 +98,9 @@ def _normalised(settings: Settings) -> dict:
     }
     for name in ("batch_size", "n_epochs", "seed"):
         values[name] = _as_int(name, getattr(settings, name))
-    if settings.patience is not None:
-        values["patience"] = _as_int("patience", settings.patience)
+    for name in ("patience", "n_threads"):
+        if getattr(settings, name) is not None:
+            values[name] = _as_int(name, getattr(settings, name))
     for name in ("dropout", "weight_decay"):
         values[name] = _as_float(name, getattr(settings, name))
     if settings.learning_rate is not None:
@@ -140,6 +146,7 @@ def _check_ranges(settings: Settings) -> None:
             raise ValueError(f"unknown {name} {getattr(settings, name)!r}; choose one of {valid}")
     at_least_one = {"batch_size": settings.batch_size, "n_epochs": settings.n_epochs}
     at_least_one["patience"] = 1 if settings.patience is None else settings.patience
+    at_least_one["n_threads"] = 1 if settings.n_threads is None else settings.n_threads
     at_least_one["hidden_sizes"] = min(settings.hidden_sizes, default=1)
     at_least_one["n_filters"] = min(settings.n_filters, default=0)
     for name, value in at_least_one.items():

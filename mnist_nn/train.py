@@ -16,6 +16,7 @@ from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import minibatch_indices
 from mnist_nn.provenance import fingerprint
 from mnist_nn.settings import NETWORK_FIELDS, Settings
+from mnist_nn.threads import ThreadChooser
 from mnist_nn.validation import check_images, check_labels
 
 HISTORY_KEYS = (
@@ -27,7 +28,13 @@ HISTORY_KEYS = (
     "learning_rate",
     "seconds",
     "l2_penalty",
+    "threads",
 )
+
+
+# A loss this many times its starting value (or ln C, if larger) means training has blown up,
+# even while every number is still finite (Adam at a learning rate of 1e6 reaches 1e21).
+EXPLODED = 100.0
 
 
 class TrainingDivergedError(ArithmeticError):
@@ -215,6 +222,11 @@ def _checked_data(model, X, y, validation_data, settings) -> tuple:
         if settings.patience is not None:
             raise ValueError("early stopping watches the validation loss: pass validation_data")
         return X, y, None
+    if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+        raise ValueError(
+            "validation_data must be a pair (X_val, y_val) of images and labels, got "
+            f"{type(validation_data).__name__} {getattr(validation_data, 'shape', '')}".rstrip()
+        )
     X_val, y_val = validation_data
     X_val = check_images(X_val, model.input_shape)
     return X, y, (X_val, check_labels(y_val, len(X_val), model.n_classes, "validation labels"))
@@ -250,6 +262,9 @@ class _Run:
         self.n_batches = math.ceil(len(self.X) / settings.batch_size)
         self.best_loss, self.best_weights = math.inf, None
         self.epochs_without_improvement = 0
+        self.first_loss: float | None = None
+        work_per_step = 3 * sum(self.model.multiply_adds_per_sample()) * settings.batch_size
+        self.threads = ThreadChooser(settings.n_threads, work_per_step)
 
     def epoch(self, epoch: int, bar: tqdm) -> dict:
         """Train one epoch, validate, and record the row in the history."""
@@ -261,6 +276,8 @@ class _Run:
             row["val_loss"], row["val_accuracy"] = self._validate(epoch)
         row["learning_rate"] = self.optimizer.learning_rate
         row["seconds"] = time.perf_counter() - start_time
+        row["threads"] = self.threads.current
+        self.threads.epoch_done(row["seconds"] / self.n_batches)
         self.history.append(row)
         self._remember_if_best(row)
         return row
@@ -273,10 +290,12 @@ class _Run:
         # with a clearer message than NumPy's.
         with np.errstate(over="ignore", invalid="ignore"):
             for batch, index in enumerate(batches, start=1):
-                loss, correct, penalty = self._step(epoch, batch, index)
+                with self.threads.step():
+                    loss, correct, penalty = self._step(epoch, batch, index)
                 loss_sum, n_correct = loss_sum + loss * len(index), n_correct + correct
                 bar.update()
-            self._check_last_step(epoch, batch, index)
+            with self.threads.step(measure=False):
+                self._check_last_step(epoch, batch, index)
         return {
             "train_loss": loss_sum / len(self.X),
             "train_accuracy": n_correct / len(self.X),
@@ -290,8 +309,7 @@ class _Run:
         y_batch = self.y[index]  # (B,)
         Z = model.forward(X_batch, training=True)  # (B, C)
         loss = loss_function.forward(Z, y_batch)
-        if not math.isfinite(loss):
-            self._diverged(epoch, batch, f"the loss became {loss}")
+        self._check_loss(epoch, batch, loss)
         model.backward(loss_function.backward())
         penalty = model.apply_weight_decay(self.settings.weight_decay)
         if not _all_finite(grad for _, grad in model.parameters()):
@@ -304,14 +322,24 @@ class _Run:
         # on its own batch, so an epoch never hands on weights that give NaN.
         Z = self.model.forward(self.model.prepare_input(self.X[index]))
         loss = self.model.loss_function.forward(Z, self.y[index])
+        self._check_loss(epoch, batch, loss, " after the epoch's last step")
+
+    def _check_loss(
+        self, epoch: int, batch: int, loss: float, when: str = "", name: str = "the loss"
+    ) -> None:
+        """Stop on a NaN or inf loss, and on one that exploded far above where it started."""
         if not math.isfinite(loss):
-            self._diverged(epoch, batch, f"the loss became {loss} after the epoch's last step")
+            self._diverged(epoch, batch, f"{name} became {loss}{when}")
+        if self.first_loss is None:
+            self.first_loss = loss
+        elif loss > EXPLODED * max(self.first_loss, math.log(self.model.n_classes)):
+            what = f"{name} exploded to {loss:.3g}{when} (it started at {self.first_loss:.3g})"
+            self._diverged(epoch, batch, what)
 
     def _validate(self, epoch: int) -> tuple[float, float]:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), self.threads.step(measure=False):
             loss, accuracy = self.model.evaluate(*self.validation_data)
-        if not math.isfinite(loss):
-            self._diverged(epoch, self.n_batches, f"the validation loss became {loss}")
+        self._check_loss(epoch, self.n_batches, loss, name="the validation loss")
         return loss, accuracy
 
     def _diverged(self, epoch: int, batch: int, what: str) -> None:

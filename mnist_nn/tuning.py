@@ -324,7 +324,8 @@ def _train_fold(X, y, train_index, val_index, settings: Settings, n_classes, fol
     One BLAS thread, wherever the task runs: n processes then use n cores rather than n x n
     threads fighting over them, and the arithmetic (so every number) is the same for any n_jobs.
     """
-    settings = settings.replace(seed=_fold_seed(settings, fold))
+    # One BLAS thread, fixed: fit would otherwise time more, against the other workers.
+    settings = settings.replace(seed=_fold_seed(settings, fold), n_threads=1)
     model = build_model(settings, X.shape[1:], n_classes)
     start = time.perf_counter()
     diverged = False

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Inputs standardised to mean 0 and std 1 rarely pass ~10; beyond this, a value is a fault.
+MAX_STANDARDISED = 1e4
+
 
 def check_images(X: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """Validate images for a model with per-sample `input_shape`; return them as (N, *input_shape).
@@ -48,6 +51,13 @@ def _check_float_pixels(X: np.ndarray) -> None:
         raise ValueError(
             f"float images hold values up to {highest:g}, but floats must be pixels scaled to "
             "[0, 1]: divide by 255, or pass the uint8 pixels as they are"
+        )
+    largest = max(abs(float(lowest)), abs(float(highest)))
+    if largest > MAX_STANDARDISED:  # standardised inputs lie within a few units of 0
+        raise ValueError(
+            f"images hold a value of {largest:g} (from {lowest:g} to {highest:g}): an outlier "
+            "in the inputs, which would blow up training; clip or drop it, or pass pixels "
+            "scaled to [0, 1]"
         )
 
 

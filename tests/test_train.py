@@ -463,3 +463,32 @@ def test_uint8_images_are_converted_one_batch_at_a_time(monkeypatch):
     converted_rows.clear()
     model.predict(IMAGES, batch_size=20)
     assert sum(converted_rows) == 64 and max(converted_rows) <= 20
+
+
+def test_a_loss_that_explodes_while_finite_stops_training_as_divergence():
+    rng = np.random.default_rng(1)
+    X, y = rng.random((512, 784), dtype=np.float32), rng.integers(0, 10, 512)
+    model = build_mlp((32,), seed=0)
+    with pytest.raises(TrainingDivergedError, match="exploded"):
+        fit(model, X, y, optimizer="adam", learning_rate=1e6, n_epochs=3, batch_size=32,
+            progress=False)  # fmt: skip
+
+
+def test_an_outlier_in_standardised_inputs_is_named_not_blamed_on_the_learning_rate():
+    X = np.random.default_rng(2).standard_normal((64, 784)).astype(np.float32)
+    X[5, 100] = 1e30
+    with pytest.raises(ValueError, match="outlier"):
+        fit(build_mlp((8,)), X, LABELS, n_epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(n_epochs=2.5), "n_epochs must be a whole number"),
+        (dict(batch_size=16.0), "batch_size must be a whole number"),
+        (dict(validation_data=IMAGES[:10]), "validation_data must be a pair"),
+    ],
+)
+def test_float_counts_and_a_lone_validation_array_get_clear_errors(changes, words):
+    with pytest.raises(ValueError, match=words):
+        fit(build_mlp((8,)), IMAGES, LABELS, progress=False, **changes)

@@ -1,0 +1,88 @@
+"""How many threads the matrix products (BLAS) get while fit trains: a fixed number, or chosen by
+timing a few real training steps each way and checked again when epochs slow down.
+
+Two threads are faster on a quiet two-core machine; on a busy one (a shared laptop, Colab's free
+tier) they wait for each other and a step can take several times longer than on one thread.
+Results are bit-identical for the same thread count; History rows record the count used.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from threadpoolctl import ThreadpoolController
+
+# Steps below this many multiply-adds (about a millisecond) gain nothing from a second thread,
+# and their timings are too noisy to compare: they simply run on one thread.
+MIN_WORK_TO_MEASURE = 10_000_000
+STEPS_PER_CHOICE = 4  # timed steps for each candidate count, alternated
+SLOWDOWN_TO_RECHECK = 1.5  # an epoch this much slower per batch than the best one: measure again
+RECHECK_EVERY = 4  # epochs; the machine may have become quiet (or busy) since the last choice
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else all of them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class ThreadChooser:
+    """Sets BLAS's thread count around each training step.
+
+    n_threads: a fixed count, or None to choose: the first steps alternate between one thread
+    and all cores, STEPS_PER_CHOICE timed steps each, and the faster median wins. After an epoch
+    that ran SLOWDOWN_TO_RECHECK times slower per batch than the best so far, the next epoch's
+    first steps measure again, as they do every RECHECK_EVERY epochs.
+    """
+
+    def __init__(self, n_threads: int | None, work_per_step: float) -> None:
+        self.controller = ThreadpoolController()
+        self.fixed = n_threads is not None
+        most = available_cores()
+        self.candidates = [1] if most == 1 or work_per_step < MIN_WORK_TO_MEASURE else [1, most]
+        self.current = n_threads if self.fixed else self.candidates[0]
+        self.timings: dict[int, list[float]] = {}
+        self.measuring = not self.fixed and len(self.candidates) > 1
+        self.best_batch_seconds = float("inf")
+        self.epochs_since_choice = 0
+
+    @contextmanager
+    def step(self, measure: bool = True) -> Iterator[None]:
+        """Run one training step under the chosen count, or under the candidate being timed;
+        measure=False runs other work (validation) under the chosen count, untimed."""
+        measure = measure and self.measuring
+        count = self._next_count() if measure else self.current
+        limiter = self.controller.limit(limits=count, user_api="blas")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            limiter.restore_original_limits()
+        if measure:
+            self._record(count, time.perf_counter() - start)
+
+    def _next_count(self) -> int:
+        n_timed = sum(len(times) for times in self.timings.values())
+        return self.candidates[n_timed % len(self.candidates)]
+
+    def _record(self, count: int, seconds: float) -> None:
+        self.timings.setdefault(count, []).append(seconds)
+        if all(len(self.timings.get(c, [])) >= STEPS_PER_CHOICE for c in self.candidates):
+            self.current = min(self.candidates, key=lambda c: statistics.median(self.timings[c]))
+            self.measuring, self.timings, self.epochs_since_choice = False, {}, 0
+
+    def epoch_done(self, seconds_per_batch: float) -> None:
+        """Measure again when this epoch ran much slower per batch than the best one, or after
+        RECHECK_EVERY epochs."""
+        if self.fixed or len(self.candidates) == 1:
+            return
+        self.epochs_since_choice += 1
+        slower = seconds_per_batch > SLOWDOWN_TO_RECHECK * self.best_batch_seconds
+        if slower or self.epochs_since_choice >= RECHECK_EVERY:
+            self.measuring, self.timings = True, {}
+        self.best_batch_seconds = min(self.best_batch_seconds, seconds_per_batch)
