@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 import warnings
@@ -39,6 +40,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def user_path(text: str) -> Path:
+    """A path option with ~ expanded; an unknown ~user is a usage error, not a traceback."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"cannot expand {text}: no such user") from None
+
+
 def option_name(setting: str) -> str:
     """The command-line spelling of a setting: n_epochs -> --n-epochs."""
     return "--" + setting.replace("_", "-")
@@ -55,7 +64,7 @@ def _add_data_options(parser: argparse.ArgumentParser, default: str | None = "mn
     )
     parser.add_argument(
         "--data-dir",
-        type=Path,
+        type=user_path,
         default=None,
         help="folder with the IDX files (default: $MNIST_NN_DATA or the clone's data/)",
     )
@@ -129,7 +138,7 @@ def _add_train_command(commands) -> None:
     _add_data_options(train)
     train.add_argument(
         "--out",
-        type=Path,
+        type=user_path,
         default=None,
         help="where to save the model (default: runs/mlp.npz or runs/cnn.npz); the learning "
         "curves go next to it as .png",
@@ -189,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 on success)."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not valid UTF-8 still print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
@@ -222,6 +234,20 @@ def _run(args: argparse.Namespace) -> int:
         # (the offline error lists the URLs tried and how to place the files by hand).
         message = str(error).strip() or repr(error)
         print(f"mnist_nn {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError:
+        print(
+            f"mnist_nn {args.command}: error: not enough memory; try a smaller network, "
+            "--batch-size or --limit",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except Exception as error:  # a bug or a broken installation: still one line, no traceback
+        print(
+            f"mnist_nn {args.command}: error: unexpected {type(error).__name__}: {error} "
+            "(please report it, with the command you ran)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 
@@ -284,7 +310,23 @@ def _check_train_options(args: argparse.Namespace, settings: Settings) -> Path:
             f"--out {out} is where the model goes; name it .npz (the learning curves are saved "
             "next to it as .png)"
         )
+    _check_writable(out)
+    _check_writable(out.with_suffix(".png"))
     return out
+
+
+def _check_writable(path: Path) -> None:
+    """Before any training: refuse an output that could not be written, or that is not a plain
+    file (a folder, a device such as /dev/null), which a save must never replace."""
+    if path.exists() and not path.is_file():
+        raise CommandError(f"{path} exists and is not a regular file; choose another --out")
+    folder = path.parent
+    while not folder.exists():  # the first folder that exists is where we would create it
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CommandError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {path}: cannot write in {folder}; choose another --out")
 
 
 def _training_data(args: argparse.Namespace, settings: Settings):

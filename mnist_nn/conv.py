@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from mnist_nn.layers import Layer, register_layer
+from mnist_nn.layers import Layer, check_layer_size, register_layer
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
@@ -134,6 +134,7 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D dtype must be float32 or float64, got {self.dtype}")
         K, C = self.kernel_size, self.n_channels
         shapes = self.parameter_shapes(C, self.n_filters, K)
+        check_layer_size(f"Conv2D({C} -> {self.n_filters}, {K}x{K})", shapes)
         rng = np.random.default_rng(seed)
         W = rng.normal(0.0, np.sqrt(2.0 / (C * K * K)), size=shapes["W"])
         self.params = {"W": W.astype(self.dtype), "b": np.zeros(shapes["b"], self.dtype)}

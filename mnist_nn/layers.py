@@ -6,6 +6,20 @@ from __future__ import annotations
 import numpy as np
 
 LAYER_TYPES: dict[str, type[Layer]] = {}
+# The most parameter values one layer may hold (200 MB of float32): far beyond anything that
+# learns MNIST, small enough that a typo such as 100000000 units fails at once, not after
+# minutes of swapping.
+MAX_LAYER_PARAMETERS = 50_000_000
+
+
+def check_layer_size(layer_name: str, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a layer whose parameters would exceed MAX_LAYER_PARAMETERS, before allocating."""
+    n_values = sum(int(np.prod(shape, dtype=object)) for shape in shapes.values())
+    if n_values > MAX_LAYER_PARAMETERS:
+        raise ValueError(
+            f"{layer_name} would hold {n_values:,} parameters ({n_values * 4 / 2**30:,.1f} GiB "
+            f"of float32); a layer may hold at most {MAX_LAYER_PARAMETERS:,}: make it smaller"
+        )
 
 
 def register_layer(cls: type[Layer]) -> type[Layer]:
@@ -94,8 +108,9 @@ class Dense(Layer):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Dense dtype must be float32 or float64, got {self.dtype}")
-        rng = np.random.default_rng(seed)
         shapes = self.parameter_shapes(self.n_inputs, self.n_outputs)
+        check_layer_size(f"Dense({self.n_inputs} -> {self.n_outputs})", shapes)
+        rng = np.random.default_rng(seed)
         if init == "he":
             W = rng.normal(0.0, np.sqrt(2.0 / self.n_inputs), size=shapes["W"])
         else:

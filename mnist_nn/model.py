@@ -21,6 +21,9 @@ from mnist_nn.settings import Settings
 from mnist_nn.tables import format_table
 from mnist_nn.validation import check_images, check_labels
 
+# The most values all layers' outputs may hold per sample (8 MB of float32): a training batch of
+# 128 then needs at most a gigabyte. build_cnn's default needs 31,000.
+MAX_VALUES_PER_SAMPLE = 2_000_000
 # predict/evaluate go through the images in chunks whose largest layer output holds this many
 # values (6.4 MB of float32): 2,048 images for an MLP on 784 pixels, 128 for build_cnn, whose
 # first layer turns each image into 16 x 28 x 28 values. Memory stays bounded for any model.
@@ -72,6 +75,12 @@ class Model:
         self.shapes = [self.input_shape]  # per-sample shape after each layer
         for layer in self.layers:
             self.shapes.append(tuple(layer.output_shape(self.shapes[-1])))
+        n_values = sum(math.prod(shape) for shape in self.shapes)
+        if n_values > MAX_VALUES_PER_SAMPLE:
+            raise ValueError(
+                f"the layers' outputs would hold {n_values:,} values per image (at most "
+                f"{MAX_VALUES_PER_SAMPLE:,}); use fewer filters or units"
+            )
         if len(self.shapes[-1]) != 1:
             raise ValueError(f"the last layer must output (N, C) logits, got {self.shapes[-1]}")
         self.n_classes = self.shapes[-1][0]
@@ -334,14 +343,13 @@ def build_model(settings: Settings, sample_shape: Sequence[int], n_classes: int)
         )
     else:
         shape = image_shape(sample_shape)
-        try:
-            model = build_cnn(settings.n_filters, shape, n_classes, seed=settings.seed)
-        except ValueError as error:  # each block halves the image: too many blocks shrink it away
+        smallest_side = min(shape[1:]) // 2 ** len(settings.n_filters)  # each block halves
+        if smallest_side < 1:
             raise ValueError(
                 f"n_filters {settings.n_filters} gives {len(settings.n_filters)} conv blocks, too "
-                f"many for {shape[1]}x{shape[2]} images, which each block halves; give fewer "
-                f"({error})"
-            ) from None
+                f"many for {shape[1]}x{shape[2]} images, which each block halves; give fewer"
+            )
+        model = build_cnn(settings.n_filters, shape, n_classes, seed=settings.seed)
     model.settings = settings
     return model
 

@@ -459,3 +459,47 @@ def test_predict_names_the_file_when_an_image_is_blank_and_goes_on(trained, tmp_
     code, out, err = run_main(args, capsys)
     assert code != 0 and "blank.png" in err and "blank" in err and "Traceback" not in err
     assert "digit-3.png: " in out
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (["--hidden-sizes", "100000000"], ["Dense(784 -> 100000000)", "at most"]),
+        (["--model", "cnn", "--n-filters", "100000", "100000"], ["Conv2D", "at most"]),
+        (["--model", "cnn", "--n-filters", "60000"], ["at most"]),
+        (["--out", "/dev/null"], ["not a regular file"]),
+        (["--seed", "-1"], ["--seed"]),
+    ],
+)
+def test_absurd_sizes_and_bad_outputs_are_refused_before_training(options, words, capsys):
+    args = ["train", "--dataset", "synthetic", "--limit", "100", "--n-epochs", "1", *options]
+    code, out, err = run_main(args, capsys)
+    assert_one_line_error(code, err, *words)
+    assert "epoch 1/1" not in out  # refused before any training
+
+
+def test_out_under_a_file_or_in_a_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file" / "m.npz", tmp_path):
+        args = ["train", "--dataset", "synthetic", "--limit", "100", "--out", str(out)]
+        code, _, err = run_main(args, capsys)
+        assert_one_line_error(code, err, str(out))
+
+
+def test_an_unexpected_error_is_one_line_too(capsys):
+    def broken(args):
+        raise RuntimeError("torch is broken")
+
+    args = cli.build_parser().parse_args(["download"])
+    args.run = broken
+    code = cli._run(args)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_ERROR and "RuntimeError: torch is broken" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_home_folder_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--data-dir", "~no-such-user-here/x"])
+    assert stop.value.code == cli.EXIT_USAGE
+    assert "no such user" in capsys.readouterr().err
