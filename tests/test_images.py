@@ -297,9 +297,22 @@ def label_regions_by_flood_fill(mask: np.ndarray) -> np.ndarray:
     return labels
 
 
-@pytest.mark.parametrize("density", [0.2, 0.4, 0.6])
+def serpentine(height: int = 41, width: int = 30) -> np.ndarray:
+    """One long stroke winding down the mask: labels must travel its whole length."""
+    mask = np.zeros((height, width), dtype=bool)
+    mask[::4] = True
+    mask[1::8, -1] = mask[2::8, -1] = mask[3::8, -1] = True
+    mask[5::8, 0] = mask[6::8, 0] = mask[7::8, 0] = True
+    return mask
+
+
+@pytest.mark.parametrize("density", [0.2, 0.4, 0.6, "serpentine"])
 def test_label_regions_matches_a_flood_fill(density):
-    mask = np.random.default_rng(1).random((40, 50)) < density
+    if density == "serpentine":
+        mask = serpentine()
+        assert len(np.unique(_label_regions(mask)[mask])) == 1
+    else:
+        mask = np.random.default_rng(1).random((40, 50)) < density
     np.testing.assert_array_equal(_label_regions(mask), label_regions_by_flood_fill(mask))
 
 
