@@ -14,7 +14,7 @@ WORKING_SIDE = 1024  # larger pictures are shrunk first: a phone photo is 4000x3
 NOISY = 2 / 255  # a page noisier than this is smoothed a little before looking for ink
 MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey levels
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
-MIN_REGION_PIXELS = 12  # the digit's largest piece; noise leaves specks of a few pixels
+MIN_REGION_PIXELS = 6  # the digit's largest piece (a faint 28x28 one: 7); salt noise: 1 to 3
 MIN_PIECE_FRACTION = 0.05  # a piece kept besides the largest: a 5's detached bar, an i-like dot
 NEAR_FRACTION = 0.5  # ... if it lies this close to the largest, as a share of its longer side
 BLANK_MESSAGE = (
@@ -30,8 +30,9 @@ def prepare_digit_image(image: np.ndarray) -> np.ndarray:
     threshold comes from the picture itself (Otsu's method), dark-on-light and light-on-dark both
     work (the ink is whatever is the minority), and specks apart from the digit are dropped. Then,
     as MNIST was made (LeCun et al., 1998): light digit on a dark background, cropped and scaled
-    to fit a 20x20 box keeping its aspect ratio, placed in 28x28 with its centre of mass at the
-    centre. A picture with no digit in it raises ValueError ("looks blank").
+    to fit a 20x20 box keeping its aspect ratio, placed in 28x28 with its centre of mass at pixel
+    (14, 14), where MNIST's own digits have it. A picture with no digit in it raises ValueError
+    ("looks blank").
     """
     return digit_image_steps(image)["digit"]
 
@@ -187,8 +188,11 @@ def _estimate_background(gray: np.ndarray) -> np.ndarray:
     """
     height, width = gray.shape
     n = 8
-    block_height, block_width = height // n, width // n
-    blocks = gray[: block_height * n, : block_width * n].reshape(n, block_height, n, block_width)
+    block_height, block_width = -(-height // n), -(-width // n)
+    # Mirrored past the bottom and right edges so that the blocks cover the whole picture: a
+    # small bold digit may fill most of it, and the page at its edges must all count.
+    padding = ((0, block_height * n - height), (0, block_width * n - width))
+    blocks = np.pad(gray, padding, mode="symmetric").reshape(n, block_height, n, block_width)
     medians = np.median(blocks, axis=(1, 3)).ravel()  # (64,)
     centres = (np.arange(n) + 0.5) / n
     block_y, block_x = np.meshgrid(
@@ -281,18 +285,43 @@ def _label_regions(mask: np.ndarray) -> np.ndarray:
     """Label the 8-connected regions of a boolean mask (H, W): each pixel of a region gets the
     smallest flat index in it, pixels off the mask get mask.size.
 
-    Labels spread by repeated 3x3 minimum filters; after each one every pixel also takes its
-    label's label (pointer jumping, as in Shiloach and Vishkin, 1982), so a label crosses a long
-    stroke in a few dozen passes rather than one pass per pixel.
+    The ink pixels form a graph, an edge between any two that touch; FastSV (Zhang, Azad and Hu,
+    2020; after Shiloach and Vishkin, 1982) then finds its connected components with whole-array
+    steps: each pixel points to a smaller one in its region, trees are hooked under smaller trees
+    along the edges and pointers are shortcut to their grandparents, until nothing changes. It
+    takes a few dozen rounds even for a long winding stroke.
     """
-    outside = mask.size
-    labels = np.where(mask, np.arange(mask.size).reshape(mask.shape), outside)
+    u, v = _touching_pairs(mask)  # (E,) each: indices into the mask's pixels, in raster order
+    parent = np.arange(np.count_nonzero(mask))
     while True:
-        spread = np.where(mask, _filter_3x3(labels, np.minimum, fill=outside), outside)
-        spread = np.append(spread.ravel(), outside)[spread]  # pointer jumping
-        if np.array_equal(spread, labels):
-            return labels
-        labels = spread
+        grandparent_u, grandparent_v = parent[parent[u]], parent[parent[v]]
+        hooked = parent.copy()
+        np.minimum.at(hooked, parent[u], grandparent_v)  # hook u's tree under v's, and back
+        np.minimum.at(hooked, parent[v], grandparent_u)
+        np.minimum.at(hooked, u, grandparent_v)
+        np.minimum.at(hooked, v, grandparent_u)
+        hooked = np.minimum(hooked, hooked[hooked])  # shortcut
+        if np.array_equal(hooked, parent):
+            break
+        parent = hooked
+    labels = np.full(mask.shape, mask.size)
+    labels[mask] = np.flatnonzero(mask)[parent]
+    return labels
+
+
+def _touching_pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair of 8-neighbours on a boolean mask (H, W), once: two (E,) arrays of indices into
+    the mask's pixels taken in raster order."""
+    height, width = mask.shape
+    position = np.cumsum(mask).reshape(mask.shape) - 1  # (H, W): index among the mask's pixels
+    u, v = [], []
+    for row, column in [(0, 1), (1, -1), (1, 0), (1, 1)]:  # right, and the three below
+        here = (slice(0, height - row), slice(max(0, -column), width - max(0, column)))
+        there = (slice(row, height), slice(max(0, column), width - max(0, -column)))
+        both = mask[here] & mask[there]
+        u.append(position[here][both])
+        v.append(position[there][both])
+    return np.concatenate(u), np.concatenate(v)
 
 
 def _bounding_boxes(
@@ -310,7 +339,7 @@ def _bounding_boxes(
 
 
 def _filter_3x3(array: np.ndarray, combine: np.ufunc, fill: float | int | bool) -> np.ndarray:
-    """Combine each pixel of a (H, W) array with its 8 neighbours (np.minimum, np.maximum),
+    """Combine each pixel of a (H, W) array with its 8 neighbours (np.logical_or, np.maximum),
     treating pixels past the edge as `fill`."""
     height, width = array.shape
     padded = np.pad(array, 1, constant_values=fill)
@@ -330,7 +359,7 @@ def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
 
 def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
     """Crop the ink (H, W) in [0, 1], fit it in 20x20 keeping its aspect ratio and place it in a
-    (28, 28) uint8 canvas with its centre of mass at the centre, as MNIST was made."""
+    (28, 28) uint8 canvas with its centre of mass at pixel (14, 14), as MNIST was made."""
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
@@ -339,11 +368,14 @@ def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
     new_width = max(1, round(digit.shape[1] * scale))
     digit = _resize(digit, new_height, new_width)  # fits in 20x20
 
+    # MNIST's digits have their centre of mass at pixel (14, 14) (the mean over its training
+    # set is (13.98, 14.01)), not at the canvas's middle (13.5, 13.5): half a pixel off both ways
+    # cost the MLP 2 points on MNIST's own digits prepared again (98.9% -> 96.6%).
     row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
     centre_row = (row_mass * np.arange(new_height)).sum() / row_mass.sum()
     centre_col = (col_mass * np.arange(new_width)).sum() / col_mass.sum()
-    top = int(np.clip(round(13.5 - centre_row), 0, 28 - new_height))
-    left = int(np.clip(round(13.5 - centre_col), 0, 28 - new_width))
+    top = int(np.clip(round(14.0 - centre_row), 0, 28 - new_height))
+    left = int(np.clip(round(14.0 - centre_col), 0, 28 - new_width))
     canvas = np.zeros((28, 28), dtype=np.float32)
     canvas[top : top + new_height, left : left + new_width] = digit
     return np.round(canvas * 255).astype(np.uint8)
