@@ -5,12 +5,15 @@ digit_image_steps, which also returns the steps in between, to show what the net
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 WORKING_SIDE = 1024  # larger pictures are shrunk first: a phone photo is 4000x3000
+READ_SIDE = 2 * WORKING_SIDE  # files are shrunk to this while they are read
+MAX_FILE_PIXELS = 60_000_000  # a 60-megapixel camera's photo, and Pillow's bombs refused
 NOISY = 2 / 255  # a page noisier than this is smoothed a little before looking for ink
 MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey levels
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
@@ -66,20 +69,47 @@ def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The pixels of a PNG or JPEG file as they are: (H, W), (H, W, 3) or (H, W, 4) uint8."""
+    """The pixels of a PNG or JPEG file: (H, W), (H, W, 3) or (H, W, 4) uint8.
+
+    A picture with more than MAX_FILE_PIXELS pixels is refused from its header, before it is
+    decoded; one larger than READ_SIDE on a side is shrunk while it is read (JPEG decodes at
+    a reduced scale directly), so a huge photo costs tens of megabytes, not gigabytes.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}; check the path")
     try:
-        with Image.open(path) as picture:
+        with warnings.catch_warnings(), Image.open(path) as picture:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            _check_pixel_count(path, picture.size)
+            picture.draft(picture.mode, (READ_SIDE, READ_SIDE))  # JPEG: decode smaller
             picture.load()
+            if max(picture.size) > READ_SIDE:
+                picture.thumbnail((READ_SIDE, READ_SIDE), Image.Resampling.BOX)
             # Palette images become RGBA, black-and-white (1-bit) ones 8-bit gray.
             conversions = {"P": "RGBA", "1": "L", "CMYK": "RGB"}
             return np.asarray(picture.convert(conversions.get(picture.mode, picture.mode)))
+    except Image.DecompressionBombError:  # raised by Pillow from the header, before decoding
+        raise ValueError(
+            f"{path}: the picture has more than {MAX_FILE_PIXELS:,} pixels; save a smaller copy "
+            "(a digit needs only a few hundred pixels a side)"
+        ) from None
     except (OSError, ValueError) as error:
+        if str(error).startswith(str(path)):
+            raise
         raise ValueError(
             f"could not read {path} as an image ({error}); save the digit as PNG or JPEG"
         ) from None
+
+
+def _check_pixel_count(path: Path, size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_FILE_PIXELS:
+        raise ValueError(
+            f"{path}: the picture is {width}x{height} pixels, more than the "
+            f"{MAX_FILE_PIXELS:,} read here; save a smaller copy (a digit needs only a few "
+            "hundred pixels a side)"
+        )
 
 
 def load_digit_image(path: str | os.PathLike) -> np.ndarray:

@@ -338,3 +338,18 @@ def test_otsu_threshold_maximises_the_between_class_variance():
 
     best = candidates[np.argmax([between_class_variance(t) for t in candidates])]
     assert abs(threshold - best) < 0.02
+
+
+def test_a_huge_picture_is_refused_from_its_header_naming_the_file(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(bomb)  # 90 KB on disk, 400 megapixels decoded
+    with pytest.raises(ValueError, match="bomb.png.*more than .* pixels"):
+        load_digit_image(bomb)
+
+
+def test_a_large_photo_is_shrunk_while_read(tmp_path):
+    from mnist_nn.images import READ_SIDE, read_image
+
+    photo = tmp_path / "big.jpg"
+    Image.new("RGB", (5000, 4000), color=(230, 225, 210)).save(photo)
+    assert max(read_image(photo).shape[:2]) <= READ_SIDE

@@ -207,3 +207,36 @@ def test_a_grid_over_seeds_gives_each_seed_the_numbers_cross_validate_gives_it(d
     for seed in (0, 1):
         alone = cross_validate(X, y, FAST, seed=seed, k=2, n_jobs=1, progress=False)
         assert scores(alone) in [scores(result) for result in results]
+
+
+SPAWNED_RUN = """
+import multiprocessing, sys
+multiprocessing.set_start_method("spawn", force=True)  # the default on macOS and Windows
+import numpy as np
+from mnist_nn import cli
+from mnist_nn.datasets import load_dataset
+from mnist_nn.settings import Settings
+from mnist_nn.tuning import cross_validate
+
+(X, y), _ = load_dataset("synthetic", n_train=300, n_test=10)
+settings = Settings(hidden_sizes=(8,), n_epochs=1)
+two = cross_validate(X, y, settings, k=2, n_jobs=2, progress=False)
+one = cross_validate(X, y, settings, k=2, n_jobs=1, progress=False)
+assert two.fold_val_loss == one.fold_val_loss, (two, one)
+sys.exit(cli.main(["train", "--dataset", "synthetic", "--limit", "300", "--n-epochs", "1",
+                   "--out", sys.argv[1]]))
+"""
+
+
+def test_the_pool_and_the_command_line_work_under_the_spawn_start_method(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "m.npz"
+    completed = subprocess.run(
+        [sys.executable, "-c", SPAWNED_RUN, str(out)], capture_output=True, text=True, cwd=root
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert out.is_file()
