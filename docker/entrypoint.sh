@@ -1,0 +1,27 @@
+#!/bin/sh
+# What the container runs: the walkthrough in Notebook 7 (the default) or JupyterLab, a
+# `python -m mnist_nn` command, or any other program given.
+set -eu
+
+# The server listens on every interface of the container, on port 8888 (publish it with -p;
+# $JUPYTER_PORT changes it), and prints its URL with the token for a browser on the host.
+jupyter_options="--ip=0.0.0.0 --no-browser"
+
+case "${1:-notebook}" in
+notebook)
+    shift $(($# > 0 ? 1 : 0))
+    # shellcheck disable=SC2086  # the options are separate words
+    exec jupyter notebook $jupyter_options "$@" MNIST-Walkthrough.ipynb
+    ;;
+lab)
+    shift
+    # shellcheck disable=SC2086
+    exec jupyter lab $jupyter_options "$@" MNIST-Walkthrough.ipynb
+    ;;
+download | train | evaluate | predict | bench | -h | --help)
+    exec python -m mnist_nn "$@"
+    ;;
+*)
+    exec "$@"
+    ;;
+esac
