@@ -1,13 +1,21 @@
-"""Writing a file so that it is either complete or absent: atomic_write."""
+"""Writing a file so that it is either complete or absent (atomic_write), and removing the
+temporary files that a killed process left behind (remove_stale_temporaries)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+# atomic_write's temporary files: "." + the final name + "." + mkstemp's 8 random characters
+# + ".tmp", e.g. ".model.npz.k2j4_x9a.tmp".
+_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+STALE_AFTER = 3600.0  # seconds: no write of ours takes an hour between two changes of its file
 
 
 @contextlib.contextmanager
@@ -16,7 +24,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     The data are flushed to disk (fsync) before the rename, so a crash cannot leave an empty file
     under the final name; any exception (a full disk, bad data, Ctrl-C) removes the temporary file
-    and leaves `path` as it was.
+    and leaves `path` as it was. The file gets the permissions of any new file (0o666 minus the
+    umask), not mkstemp's private 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +35,37 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield file
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process's umask. Read from /proc on Linux, which changes nothing; elsewhere it can
+    only be read by setting it, so it is set and put back at once (at write time, not import)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o077)  # a brief, safe value if another thread creates a file meanwhile
+    os.umask(umask)
+    return umask
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than: float = STALE_AFTER) -> int:
+    """Delete atomic_write's temporary files in `folder` not modified for `older_than` seconds:
+    what a process killed mid-write (SIGKILL, a power cut) left behind. Returns how many.
+
+    Only names of exactly that pattern are touched; a file that cannot be removed is left.
+    """
+    removed, limit = 0, time.time() - older_than
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not _TEMPORARY_NAME.fullmatch(entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

@@ -1,10 +1,15 @@
-"""atomic_write: the file under its final name is complete or untouched, never half written."""
+"""atomic_write: the file under its final name is complete or untouched, never half written, with
+the umask's permissions; remove_stale_temporaries: what a killed write left behind."""
 
 from __future__ import annotations
 
+import os
+import stat
+import time
+
 import pytest
 
-from mnist_nn.files import atomic_write
+from mnist_nn.files import atomic_write, current_umask, remove_stale_temporaries
 
 
 def test_writes_the_file_and_leaves_nothing_else(tmp_path):
@@ -44,3 +49,45 @@ def test_an_error_before_the_first_write_creates_nothing(tmp_path):
         with atomic_write(path):
             raise ValueError("bad data")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_the_file_honours_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        with atomic_write(tmp_path / "data.bin") as file:
+            file.write(b"x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "data.bin").stat().st_mode) == 0o666 & ~umask
+
+
+def test_stale_temporaries_of_ours_are_removed_and_nothing_else(tmp_path):
+    hour_ago = time.time() - 2 * 3600
+    names = {
+        ".model.npz.k2j4_x9a.tmp": True,  # ours, old: removed
+        ".t10k-images-idx3-ubyte.gz.abcdefgh.tmp": True,
+        ".model.npz.fresh123.tmp": False,  # ours but recent: a write may be under way
+        "model.npz.k2j4_x9a.tmp": False,  # not hidden: not ours
+        ".model.npz.toolong99.tmp.bak": False,
+        "notes.tmp": False,
+        "model.npz": False,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+        if name != ".model.npz.fresh123.tmp":
+            os.utime(tmp_path / name, (hour_ago, hour_ago))
+    (tmp_path / ".folder.abcdefgh.tmp").mkdir()  # a folder is never removed
+    assert remove_stale_temporaries(tmp_path) == 2
+    left = {path.name for path in tmp_path.iterdir()}
+    assert left == {name for name, stale in names.items() if not stale} | {".folder.abcdefgh.tmp"}
+    assert remove_stale_temporaries(tmp_path / "missing") == 0  # no folder: nothing to do
+
+
+def test_a_write_under_way_is_not_stale(tmp_path):
+    with atomic_write(tmp_path / "data.bin") as file:
+        file.write(b"half")
+        assert remove_stale_temporaries(tmp_path) == 0
+    assert (tmp_path / "data.bin").read_bytes() == b"half"

@@ -1,8 +1,12 @@
-"""IDX reading and writing: round trips, gzip detection by content, and clear errors."""
+"""IDX reading and writing: round trips, gzip detection by content, clear errors, and files whose
+header and size disagree (gzip bombs, huge raw files) refused at the cost of the honest size."""
 
 from __future__ import annotations
 
 import gzip
+import time
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -92,3 +96,88 @@ def test_write_rejects_unsupported_arrays(tmp_path):
     with pytest.raises(ValueError, match="dimensions"):
         write_idx(tmp_path / "x", np.uint8(3))
     assert list(tmp_path.iterdir()) == []
+
+
+HEADER_10000 = bytes([0, 0, 8, 3]) + np.array([10000, 28, 28], dtype=">u4").tobytes()
+HONEST_SIZE = len(HEADER_10000) + 10000 * 28 * 28  # 7.8 MB
+
+
+def gzip_bomb(path, n_extra_blocks: int) -> int:
+    """A valid 10000x28x28 header and data, then blocks of 64 MiB of zeros: one gzip member,
+    then the same block as further members (made once: quick). Returns the inflated size."""
+    block = bytes(64 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    member = compressor.compress(HEADER_10000 + bytes(HONEST_SIZE - len(HEADER_10000)) + block)
+    extra = gzip.compress(block, compresslevel=9)
+    with open(path, "wb") as file:
+        file.write(member + compressor.flush())
+        for _ in range(n_extra_blocks - 1):
+            file.write(extra)
+    return HONEST_SIZE + n_extra_blocks * len(block)
+
+
+def peak_memory_of(function):
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError) as error:
+            function()
+        return tracemalloc.get_traced_memory()[1], error.value
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_gzip_bomb_stops_at_the_size_the_header_promises(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    assert gzip_bomb(path, n_extra_blocks=16) > 1 << 30  # about 1 MB on disk
+    assert path.stat().st_size < 2 << 20
+    started = time.perf_counter()
+    peak, error = peak_memory_of(lambda: read_idx(path, magic=IMAGES_MAGIC))
+    assert "unexpected bytes after the data of shape (10000, 28, 28)" in str(error)
+    assert peak < 2 * HONEST_SIZE, f"read_idx held {peak / 2**20:.0f} MB"
+    assert time.perf_counter() - started < 5  # stops early: inflating 1 GiB would take longer
+
+
+def test_a_huge_raw_file_is_refused_from_its_size_before_reading(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    with open(path, "wb") as file:
+        file.write(HEADER_10000)
+        file.truncate(8 << 30)  # 8 GiB, sparse: nothing is written
+    peak, error = peak_memory_of(lambda: read_idx(path))
+    assert f"{(8 << 30) - HONEST_SIZE} unexpected bytes after the data" in str(error)
+    assert peak < 4 << 20  # a read buffer, no array
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "gzip"])
+def test_a_header_promising_more_than_the_file_can_hold_reads_nothing(tmp_path, compressed):
+    header = bytes([0, 0, 8, 3]) + np.array([10**9, 28, 28], dtype=">u4").tobytes()
+    content = header + bytes(1000)
+    path = tmp_path / "images"
+    path.write_bytes(gzip.compress(content) if compressed else content)
+    peak, error = peak_memory_of(lambda: read_idx(path))
+    assert "truncated: shape (1000000000, 28, 28) needs 784000000016 bytes" in str(error)
+    assert peak < 4 << 20  # a read buffer, no array
+
+
+def test_concatenated_gzip_members_read_like_gzip_does(tmp_path):
+    y = np.arange(300, dtype=np.uint8)
+    data = write_idx(tmp_path / "y", y).read_bytes()
+    path = tmp_path / "two-members.gz"
+    path.write_bytes(gzip.compress(data[:100]) + gzip.compress(data[100:]) + bytes(8))
+    np.testing.assert_array_equal(read_idx(path), y)
+    assert gzip.decompress(path.read_bytes()) == data
+
+
+def test_gzip_with_a_bad_crc_is_refused(tmp_path):
+    y = np.arange(50, dtype=np.uint8)
+    compressed = bytearray(gzip.compress(write_idx(tmp_path / "y", y).read_bytes()))
+    compressed[-8] ^= 0xFF  # the CRC-32 of the content, in the gzip trailer
+    (tmp_path / "bad-crc.gz").write_bytes(bytes(compressed))
+    with pytest.raises(IDXError, match="corrupt or truncated gzip"):
+        read_idx(tmp_path / "bad-crc.gz")
+
+
+def test_big_endian_values_are_converted_in_place(tmp_path):
+    A = np.arange(-5, 5, dtype=np.int32).reshape(2, 5) * 100_000
+    A_read = read_idx(write_idx(tmp_path / "a.gz", A))
+    assert A_read.dtype == np.dtype("=i4") and A_read.flags.writeable
+    np.testing.assert_array_equal(A_read, A)
