@@ -21,6 +21,7 @@ from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
 from mnist_nn.model import Model, build_cnn, build_mlp, build_model
 from mnist_nn.model_file import load_model
 from mnist_nn.optimizers import SGD, Adam
+from mnist_nn.preflight import find_learning_rate, overfit_batch
 from mnist_nn.preprocess import flatten, minibatches, normalize, one_hot, train_val_split
 from mnist_nn.settings import Settings
 from mnist_nn.train import History, TrainingDivergedError, TrainingInterrupted, build_and_fit, fit
@@ -65,6 +66,8 @@ __all__ = [
     "load_model",
     "SGD",
     "Adam",
+    "find_learning_rate",
+    "overfit_batch",
     "flatten",
     "minibatches",
     "normalize",

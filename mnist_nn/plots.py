@@ -540,3 +540,49 @@ def _optional_series(history, key: str):
         return None
     values = [np.nan if value is None else value for value in series]
     return None if len(values) == 0 or np.all(np.isnan(values)) else values
+
+
+def plot_augmented(image: np.ndarray, augmented: np.ndarray, n_columns: int = 8) -> Figure:
+    """One digit (28, 28) and its augmented versions (n, 28, 28) or (n, 784) in a grid, the
+    original first (e.g. augmented = augment(np.repeat(image[None], 15, 0), "elastic", rng))."""
+    side = int(np.sqrt(np.asarray(image).size))
+    images = [
+        np.asarray(image, dtype=float).reshape(side, side) / (255 if image.dtype == np.uint8 else 1)
+    ]
+    images += list(np.asarray(augmented, dtype=float).reshape(-1, side, side))
+    n_columns = min(n_columns, len(images))
+    n_rows = int(np.ceil(len(images) / n_columns))
+    figure = Figure(figsize=(1.2 * n_columns, 1.3 * n_rows + 0.4))
+    for index, axis in enumerate(figure.subplots(n_rows, n_columns, squeeze=False).flat):
+        axis.set_axis_off()
+        if index < len(images):
+            axis.imshow(images[index], cmap="gray_r", vmin=0.0, vmax=1.0)
+            axis.set_title("original" if index == 0 else f"#{index}", fontsize=7)
+    figure.suptitle("One digit and its random distortions")
+    figure.tight_layout()
+    return figure
+
+
+def plot_learning_rate_range(result) -> Figure:
+    """The learning-rate range test (preflight.find_learning_rate): smoothed loss against the
+    learning rate on a log axis, with the suggested rate marked."""
+    figure = Figure(figsize=(6, 3.5))
+    axis = figure.subplots()
+    axis.plot(result.learning_rates, result.losses)
+    axis.axvline(result.suggested, color="tab:red", linestyle="--")
+    axis.annotate(
+        f"suggested {result.suggested:.2g}",
+        (result.suggested, float(np.max(result.losses))),
+        xytext=(5, -12),
+        textcoords="offset points",
+        color="tab:red",
+    )
+    axis.set(
+        xscale="log",
+        xlabel="learning rate",
+        ylabel="smoothed loss",
+        title="Learning-rate range test",
+    )
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure

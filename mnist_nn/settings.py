@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mnist_nn.activations import HIDDEN_ACTIVATIONS
+from mnist_nn.augment import AUGMENTATIONS
 from mnist_nn.optimizers import OPTIMIZERS, SCHEDULES
 
 MODELS = ("mlp", "cnn")
@@ -53,6 +54,11 @@ class Settings:
         None,
         "threads for the matrix products (default: fit times one and all cores and picks the "
         "faster; results repeat exactly for the same count)",
+    )
+    augment: str = _knob(
+        "none",
+        "random distortions of each training batch, new every epoch: none; affine (shift, "
+        "rotation, scale, shear); elastic (a milder affine map and Simard's elastic field)",
     )
 
     def __post_init__(self) -> None:
@@ -105,7 +111,7 @@ def _normalised(settings: Settings) -> dict:
         values[name] = _as_float(name, getattr(settings, name))
     if settings.learning_rate is not None:
         values["learning_rate"] = _as_float("learning_rate", settings.learning_rate)
-    for name in ("model", "activation", "optimizer", "schedule"):
+    for name in ("model", "activation", "optimizer", "schedule", "augment"):
         values[name] = str(getattr(settings, name)).lower().replace("-", "_")
     return values
 
@@ -136,6 +142,7 @@ CHOICES = {
     "activation": HIDDEN_ACTIVATIONS,
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
+    "augment": tuple(AUGMENTATIONS),
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from mnist_nn.augment import make_augmenter
 from mnist_nn.model import Model, build_model
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
 from mnist_nn.preprocess import minibatch_indices
@@ -259,6 +260,7 @@ class _Run:
         )
         self.history = History(settings)
         self.rng = np.random.default_rng(settings.seed)
+        self.augment = make_augmenter(settings.augment, settings.seed)  # X -> X for "none"
         self.n_batches = math.ceil(len(self.X) / settings.batch_size)
         self.best_loss, self.best_weights = math.inf, None
         self.epochs_without_improvement = 0
@@ -305,7 +307,7 @@ class _Run:
     def _step(self, epoch: int, batch: int, index: np.ndarray) -> tuple[float, int, float]:
         """Forward, loss, backward, weight decay and one optimizer step on one batch."""
         model, loss_function = self.model, self.model.loss_function
-        X_batch = model.prepare_input(self.X[index])  # (B, *input_shape), the model's dtype
+        X_batch = model.prepare_input(self.augment(self.X[index]))  # (B, *input_shape)
         y_batch = self.y[index]  # (B,)
         Z = model.forward(X_batch, training=True)  # (B, C)
         loss = loss_function.forward(Z, y_batch)

@@ -187,3 +187,18 @@ def test_conv_filter_and_feature_map_plots():
         plots.plot_feature_maps(maps[None])
     with pytest.raises(ValueError, match=r"\(F, C, K, K\)"):
         plots.plot_filters(np.zeros((4, 5, 5)))
+
+
+def test_augmented_and_learning_rate_range_plots():
+    from mnist_nn.augment import augment
+    from mnist_nn.preflight import LearningRateRange
+
+    image = (np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)
+    augmented = augment(np.repeat(image[None], 7, axis=0), "elastic", np.random.default_rng(0))
+    figure = plots.plot_augmented(image, augmented)
+    assert len([axis for axis in figure.axes if axis.images]) == 8
+    assert figure.axes[0].get_title() == "original"
+    rates = np.geomspace(1e-5, 1.0, 20)
+    result = LearningRateRange(rates, np.linspace(2.3, 0.5, 20), suggested=1e-3)
+    figure = plots.plot_learning_rate_range(result)
+    assert figure.axes[0].get_xscale() == "log"
