@@ -211,7 +211,7 @@ def plot_predictions(
     class_names: Sequence[str] | None = None,
 ) -> Figure:
     """Each image beside a bar chart of the class probabilities, titled with the prediction (and
-    the true label, if given; a wrong prediction in red)."""
+    the true label where labels gives one, not None; a wrong prediction in red)."""
     probabilities = np.atleast_2d(probabilities)
     n_images = len(probabilities)
     names = class_names or [str(index) for index in range(probabilities.shape[1])]
@@ -228,9 +228,10 @@ def plot_predictions(
         _tilt_long_names(bar_axis, names)
         bar_axis.set_ylim(0, 1)
         title = f"prediction {names[row.argmax()]} ({row.max():.1%})"
-        wrong = labels is not None and labels[index] != row.argmax()
-        if labels is not None:
-            title = f"true {names[labels[index]]}, {title}"
+        label = None if labels is None else labels[index]
+        if label is not None:
+            title = f"true {names[label]}, {title}"
+        wrong = label is not None and label != row.argmax()
         bar_axis.set_title(title, fontsize=9, color="crimson" if wrong else "black")
     figure.tight_layout()
     return figure
