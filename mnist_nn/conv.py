@@ -83,6 +83,31 @@ def col2im(
     return dX
 
 
+def conv2d_forward_loops(
+    X: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int = 1, padding: int = 0
+) -> np.ndarray:
+    """Conv2D's forward pass as plain loops, straight from the equation: the readable reference
+    that the tests and the walkthrough compare the im2col version with (slow: small inputs only).
+
+        Z[n, f, i, j] = b[f] + sum over c, p, q of W[f, c, p, q] X_pad[n, c, i*s + p, j*s + q]
+
+    X (N, C, H, W), W (F, C, K, K), b (F,) -> Z (N, F, OH, OW), OH = (H + 2 padding - K) // s + 1.
+    """
+    N, C, H, Wd = X.shape
+    F, _, K, _ = W.shape
+    X_pad = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    OH = conv_output_size(H, K, stride, padding)
+    OW = conv_output_size(Wd, K, stride, padding)
+    Z = np.zeros((N, F, OH, OW), dtype=np.result_type(X.dtype, W.dtype))
+    for n in range(N):
+        for f in range(F):
+            for i in range(OH):
+                for j in range(OW):
+                    window = X_pad[n, :, i * stride : i * stride + K, j * stride : j * stride + K]
+                    Z[n, f, i, j] = b[f] + np.sum(W[f] * window)  # (C, K, K) times (C, K, K)
+    return Z
+
+
 def _check_images(layer: Layer, X: np.ndarray, n_channels: int | None = None) -> None:
     if X.ndim != 4 or (n_channels is not None and X.shape[1] != n_channels):
         channels = "C" if n_channels is None else str(n_channels)

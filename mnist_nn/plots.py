@@ -60,7 +60,9 @@ def plot_class_counts(labels: np.ndarray, class_names: Sequence[str] | None = No
     return figure
 
 
-def plot_mean_images(images: np.ndarray, labels: np.ndarray) -> Figure:
+def plot_mean_images(
+    images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None
+) -> Figure:
     """The average image of each class: what a 'typical' 0, 1, ..., 9 looks like."""
     images, labels = np.asarray(images), np.asarray(labels)
     figure = Figure(figsize=(11, 1.6))
@@ -69,7 +71,7 @@ def plot_mean_images(images: np.ndarray, labels: np.ndarray) -> Figure:
         # Sum in float64 over the class: the uint8 images are never converted all at once.
         mean_image = images[labels == digit].mean(axis=0, dtype=np.float64)
         axis.imshow(mean_image.reshape(28, 28), cmap="magma")
-        axis.set_title(str(digit))
+        axis.set_title(str(digit) if class_names is None else class_names[digit], fontsize=9)
         axis.set_axis_off()
     figure.suptitle("Mean image per class")
     figure.tight_layout()
@@ -100,7 +102,7 @@ def plot_functions(curves: Mapping[str, tuple], x: np.ndarray) -> Figure:
         axis.plot(x, derivative(x), label="derivative", linestyle="--")
         axis.axhline(0, color="gray", linewidth=0.5)
         axis.axvline(0, color="gray", linewidth=0.5)
-        axis.set_title(name)
+        axis.set(title=name, xlabel="z")
         axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
@@ -175,6 +177,7 @@ def plot_misclassified(
     probabilities: np.ndarray,
     n_images: int = 20,
     n_columns: int = 10,
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
     """A gallery of the most confident mistakes: true label, prediction and its probability."""
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
@@ -183,6 +186,7 @@ def plot_misclassified(
     confidence = probabilities[wrong, predictions[wrong]]
     chosen = wrong[np.argsort(-confidence, kind="stable")[:n_images]]
     n_rows = max(1, int(np.ceil(len(chosen) / n_columns)))
+    names = class_names or [str(index) for index in range(probabilities.shape[1])]
     figure = Figure(figsize=(1.2 * n_columns, 1.45 * n_rows))
     axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for axis in axes.flat:
@@ -191,7 +195,7 @@ def plot_misclassified(
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray_r")
         probability = probabilities[index, predictions[index]]
         axis.set_title(
-            f"true {labels[index]}\npred {predictions[index]} ({probability:.0%})",
+            f"true {names[labels[index]]}\npred {names[predictions[index]]} ({probability:.0%})",
             fontsize=8,
             color="crimson",
         )
@@ -200,20 +204,35 @@ def plot_misclassified(
     return figure
 
 
-def plot_predictions(images: np.ndarray, probabilities: np.ndarray) -> Figure:
-    """Each image beside a bar chart of the ten class probabilities."""
+def plot_predictions(
+    images: np.ndarray,
+    probabilities: np.ndarray,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """Each image beside a bar chart of the class probabilities, titled with the prediction (and
+    the true label where labels gives one, not None; a wrong prediction in red)."""
     probabilities = np.atleast_2d(probabilities)
     n_images = len(probabilities)
+    names = class_names or [str(index) for index in range(probabilities.shape[1])]
     figure = Figure(figsize=(6, 1.7 * n_images))
     axes = figure.subplots(n_images, 2, squeeze=False, width_ratios=[1, 3])
-    for (image_axis, bar_axis), image, row in zip(axes, images, probabilities, strict=True):
+    for index, ((image_axis, bar_axis), image, row) in enumerate(
+        zip(axes, images, probabilities, strict=True)
+    ):
         image_axis.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r")
         image_axis.set_axis_off()
-        colors = ["crimson" if digit == row.argmax() else "lightgray" for digit in range(10)]
-        bar_axis.bar(range(10), row, color=colors)
-        bar_axis.set_xticks(range(10))
+        colors = ["crimson" if k == row.argmax() else "lightgray" for k in range(len(row))]
+        bar_axis.bar(range(len(row)), row, color=colors)
+        bar_axis.set_xticks(range(len(row)), names)
+        _tilt_long_names(bar_axis, names)
         bar_axis.set_ylim(0, 1)
-        bar_axis.set_title(f"prediction {row.argmax()} ({row.max():.1%})", fontsize=9)
+        title = f"prediction {names[row.argmax()]} ({row.max():.1%})"
+        label = None if labels is None else labels[index]
+        if label is not None:
+            title = f"true {names[label]}, {title}"
+        wrong = label is not None and label != row.argmax()
+        bar_axis.set_title(title, fontsize=9, color="crimson" if wrong else "black")
     figure.tight_layout()
     return figure
 
@@ -280,20 +299,23 @@ def plot_weight_images(W: np.ndarray, n_columns: int = 8) -> Figure:
     for unit, axis in enumerate(axes.flat):
         axis.set_axis_off()
         if unit < n_units:
-            axis.imshow(W[:, unit].reshape(28, 28), cmap="coolwarm", vmin=-limit, vmax=limit)
+            image = axis.imshow(
+                W[:, unit].reshape(28, 28), cmap="coolwarm", vmin=-limit, vmax=limit
+            )
             axis.set_title(f"unit {unit}", fontsize=7)
     figure.suptitle("First-layer weights")
     figure.tight_layout()
+    figure.colorbar(image, ax=axes, fraction=0.02, label="weight")
     return figure
 
 
-def plot_filters(W: np.ndarray, n_columns: int = 8) -> Figure:
+def plot_filters(W: np.ndarray, n_columns: int = 8, title: str = "Learned filters") -> Figure:
     """Convolution filters W (F, C, K, K), e.g. Conv2D.params["W"]: each filter's K x K weights
     for input channel 0 as a small image, red positive and blue negative, one color scale."""
     W = np.asarray(W)
     if W.ndim != 4:
         raise ValueError(f"filters must have shape (F, C, K, K), got {W.shape}")
-    return _image_grid(W[:, 0], n_columns, "filter", "Learned filters", "coolwarm", symmetric=True)
+    return _image_grid(W[:, 0], n_columns, "filter", title, "coolwarm", symmetric=True)
 
 
 def plot_feature_maps(maps: np.ndarray, n_columns: int = 8, title: str = "Feature maps") -> Figure:
@@ -316,10 +338,11 @@ def _image_grid(images, n_columns, label, title, cmap, symmetric) -> Figure:
     for index, axis in enumerate(axes.flat):
         axis.set_axis_off()
         if index < n_images:
-            axis.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
+            image = axis.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
             axis.set_title(f"{label} {index}", fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
+    figure.colorbar(image, ax=axes, fraction=0.02)
     return figure
 
 

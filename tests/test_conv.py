@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_nn.activations import ReLU
-from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, im2col
+from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, conv2d_forward_loops, im2col
 from mnist_nn.gradcheck import check_layer, check_model
 from mnist_nn.layers import LAYER_TYPES, Dense
 from mnist_nn.model import Model, build_cnn
@@ -20,26 +20,8 @@ from mnist_nn.train import fit
 rng = np.random.default_rng(0)
 
 
-# Naive references: one loop per index, written straight from the equations.
-
-
-def naive_conv_forward(X, W, b, stride, padding):
-    N, C, H, Wd = X.shape
-    F, _, K, _ = W.shape
-    X_pad = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    OH, OW = (H + 2 * padding - K) // stride + 1, (Wd + 2 * padding - K) // stride + 1
-    Z = np.zeros((N, F, OH, OW))
-    for n in range(N):
-        for f in range(F):
-            for i in range(OH):
-                for j in range(OW):
-                    total = b[f]
-                    for c in range(C):
-                        for p in range(K):
-                            for q in range(K):
-                                total += W[f, c, p, q] * X_pad[n, c, i * stride + p, j * stride + q]
-                    Z[n, f, i, j] = total
-    return Z
+# Naive references, written straight from the equations (the forward one is
+# mnist_nn.conv.conv2d_forward_loops, which the walkthrough shows too).
 
 
 def naive_conv_backward(X, W, dout, stride, padding):
@@ -87,7 +69,7 @@ def test_conv_matches_naive_loops_forward_and_backward(stride, padding):
     X = rng.standard_normal((2, 3, 7, 6))
     Z = layer.forward(X, training=True)
     W, b = layer.params["W"], layer.params["b"]
-    np.testing.assert_allclose(Z, naive_conv_forward(X, W, b, stride, padding), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(Z, conv2d_forward_loops(X, W, b, stride, padding), rtol=0, atol=1e-6)
     dout = rng.standard_normal(Z.shape)
     dX = layer.backward(dout)
     dX_ref, dW_ref, db_ref = naive_conv_backward(X, W, dout, stride, padding)
@@ -101,7 +83,7 @@ def test_single_channel_conv_matches_naive_loops():
     layer = Conv2D(1, 2, 5, padding=2, seed=2, dtype=np.float64)
     X = rng.standard_normal((3, 1, 9, 9))
     Z = layer.forward(X, training=True)
-    ref = naive_conv_forward(X, layer.params["W"], layer.params["b"], 1, 2)
+    ref = conv2d_forward_loops(X, layer.params["W"], layer.params["b"], 1, 2)
     np.testing.assert_allclose(Z, ref, rtol=0, atol=1e-6)
     dout = rng.standard_normal(Z.shape)
     dX = layer.backward(dout)
