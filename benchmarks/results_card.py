@@ -49,7 +49,7 @@ RECIPES = {
         "--n-epochs 30",
     ),
     "mlp-elastic": (
-        "the same 784-800-800-10, with --augment elastic",
+        "784-800-800-10, dropout 0.2, Adam 1e-3, cosine, 30 epochs, --augment elastic",
         "--hidden-sizes 800 800 --dropout 0.2 --learning-rate 0.001 --schedule cosine "
         "--n-epochs 30 --augment elastic",
     ),
@@ -58,7 +58,8 @@ RECIPES = {
         "--model cnn --n-filters 16 32 --learning-rate 0.003 --schedule cosine --n-epochs 15",
     ),
     "cnn-affine": (
-        "the same CNN, with --augment affine",
+        "CNN 5x5x16-pool-5x5x32-pool-dense (build_cnn), Adam 3e-3, cosine, 15 epochs, "
+        "--augment affine",
         "--model cnn --n-filters 16 32 --learning-rate 0.003 --schedule cosine --n-epochs 15 "
         "--augment affine",
     ),
@@ -130,6 +131,11 @@ def table(card: dict) -> str:
             f"| `{recipe}` | {RECIPES[recipe][0]} | {each} | {statistics.mean(figures):.2f}%"
             f"{spread} | {min(figures):.2f}% | {max(figures):.2f}% | {minutes:.1f} min |"
         )
+    lines += ["", "Each row's command, shown for seed 0 (the card runs it once per seed):", ""]
+    for recipe in RECIPES:
+        runs = card.get(recipe, {}).get("runs", {})
+        if runs:
+            lines.append(f"- `{recipe}`: `{next(iter(runs.values()))['command']}`")
     return "\n".join(lines)
 
 

@@ -117,7 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--data-dir", required=True, help="folder with MNIST's t10k files")
-    parser.add_argument("--out", type=Path, default=Path("runs/robustness.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/robustness.json"))
+    parser.add_argument("--readme", action="store_true", help="rewrite README's robustness table")
     args = parser.parse_args()
     X_test, y_test = nn.load_mnist(args.data_dir, split="test", download=False, progress=False)
     copies = {"clean": X_test, **corrupted_copies(X_test)}
@@ -130,6 +131,25 @@ def main() -> None:
         print(path, "  ".join(f"{name} {value:.2%}" for name, value in row.items()), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.readme:
+        write_readme(results)
+
+
+def table(results: dict) -> str:
+    names = ["clean", *CORRUPTIONS, "mean of corruptions"]
+    lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for path, row in results.items():
+        cells = " | ".join(f"{row[name]:.1%}" for name in names)
+        lines.append(f"| `{Path(path).stem}` | {cells} |")
+    return "\n".join(lines)
+
+
+def write_readme(results: dict) -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    start_marker, end_marker = "<!-- robustness:start -->", "<!-- robustness:end -->"
+    text = readme.read_text()
+    start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
+    readme.write_text(text[:start] + "\n" + table(results) + "\n" + text[end:])
 
 
 if __name__ == "__main__":
