@@ -308,7 +308,8 @@ def _cross_validate_all(X, y, candidates, k, n_jobs, progress) -> list[CVResult]
 
 def _run_tasks(tasks: list, n_jobs: int | None, progress: bool) -> list[dict]:
     """The tasks' outcomes in task order, run by joblib's worker processes (loky: they start
-    fresh on every platform, and Ctrl-C stops them all)."""
+    fresh on every platform, and Ctrl-C stops them all), or by the backend chosen with
+    joblib.parallel_config, such as "dask" for a cluster."""
     n_jobs = min(_resolve_n_jobs(n_jobs), len(tasks))
     outcomes = []
     with tqdm(total=len(tasks), unit="fold", desc="cross-validation", disable=not progress) as bar:
@@ -349,7 +350,9 @@ def _train_fold(X, y, train_index, val_index, settings: Settings, n_classes, fol
 
 def _resolve_n_jobs(n_jobs: int | None) -> int:
     if n_jobs is None or n_jobs == -1:
-        return max(1, joblib.cpu_count())
+        # All the active backend's workers: this machine's cores for loky, a cluster's for a
+        # backend set with joblib.parallel_config (Ray's takes the number at its word).
+        return max(1, joblib.effective_n_jobs(-1))
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
         raise ValueError(
             f"n_jobs must be a positive number of processes (or None/-1 for all cores), "
