@@ -16,9 +16,12 @@ FROM ${BASE_IMAGE} AS builder
 ARG PIP_CERT=""
 RUN python3 -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
+# Only the dependencies: the package itself is the copy in /app, the working folder (so an
+# editable "-e ." line, for clones, is left out).
 RUN if [ -n "$PIP_CERT" ]; then export PIP_CERT; else unset PIP_CERT; fi \
+    && grep -v -E '^[[:space:]]*-e[[:space:]]' /tmp/requirements.txt >/tmp/dependencies.txt \
     && /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
-        --only-binary=:all: -r /tmp/requirements.txt
+        --only-binary=:all: -r /tmp/dependencies.txt
 
 # Final: the base image, the venv and the project; a non-root user owns the working folder.
 FROM ${BASE_IMAGE}
