@@ -7,32 +7,43 @@ does not parse was damaged later or placed by hand: it is reported, never silent
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import hashlib
+import http.client
 import os
+import signal
+import socket
+import ssl
 import sys
+import threading
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import requests
+import urllib3
 from tqdm import tqdm
 
-from mnist_nn.files import atomic_write
-from mnist_nn.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx
+from mnist_nn.files import atomic_write, remove_stale_temporaries
+from mnist_nn.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, idx_header, read_idx
 
 Split = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One published file: its name, its size in bytes and its checksum (hex digest)."""
+    """One published file: its name, its size in bytes and its checksum (hex digest), and the
+    SHA-256 of its decompressed content, which also recognises re-compressed copies."""
 
     name: str
     size: int
     checksum: str
+    content_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,26 +71,32 @@ MNIST = DatasetSpec(
         "https://raw.githubusercontent.com/fgnt/mnist/master/",
     ),
     hash_name="sha256",
+    # Each file: name, size and SHA-256 of the .gz as published, then the SHA-256 of its
+    # decompressed content (47,040,016, 60,008, 7,840,016 and 10,008 bytes).
     files={
         "train-images": RemoteFile(
             "train-images-idx3-ubyte.gz",
             9_912_422,
             "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
         ),
         "train-labels": RemoteFile(
             "train-labels-idx1-ubyte.gz",
             28_881,
             "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
         ),
         "test-images": RemoteFile(
             "t10k-images-idx3-ubyte.gz",
             1_648_877,
             "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         ),
         "test-labels": RemoteFile(
             "t10k-labels-idx1-ubyte.gz",
             4_542,
             "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         ),
     },
 )
@@ -92,18 +109,32 @@ FASHION_MNIST = DatasetSpec(
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
     hash_name="md5",  # Zalando publishes MD5s only
+    # The content digests are of the decompressed files, whose MD5s Zalando's also match
+    # (Debian's dataset-fashion-mnist holds the same content, compressed again).
     files={
         "train-images": RemoteFile(
-            "train-images-idx3-ubyte.gz", 26_421_880, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+            "train-images-idx3-ubyte.gz",
+            26_421_880,
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         ),
         "train-labels": RemoteFile(
-            "train-labels-idx1-ubyte.gz", 29_515, "25c81989df183df01b3e8a0aad5dffbe"
+            "train-labels-idx1-ubyte.gz",
+            29_515,
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
         ),
         "test-images": RemoteFile(
-            "t10k-images-idx3-ubyte.gz", 4_422_102, "bef4ecab320f06d8554ea6380940ec79"
+            "t10k-images-idx3-ubyte.gz",
+            4_422_102,
+            "bef4ecab320f06d8554ea6380940ec79",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         ),
         "test-labels": RemoteFile(
-            "t10k-labels-idx1-ubyte.gz", 5_148, "bb300cfdad3c16e7a12a480ee83cd310"
+            "t10k-labels-idx1-ubyte.gz",
+            5_148,
+            "bb300cfdad3c16e7a12a480ee83cd310",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         ),
     },
 )
@@ -117,10 +148,6 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class ChecksumWarning(UserWarning):
     """A file placed by hand has valid content but not the published bytes."""
-
-
-class _MirrorFailed(Exception):
-    """One mirror did not deliver the right file; the next one is tried."""
 
 
 def default_data_dir() -> Path:
@@ -163,33 +190,83 @@ def load_mnist(
     *,
     download: bool = True,
     progress: bool = True,
-    timeout: float = 30.0,
+    timeout: float | None = None,
+    limits: DownloadLimits | None = None,
 ) -> tuple[Split, Split] | Split:
     """Load MNIST (or ``dataset="fashion-mnist"``) as uint8 arrays, downloading it if needed.
 
     Returns ``(X_train, y_train), (X_test, y_test)`` with images (N, 28, 28) and labels (N,),
     or just ``(X, y)`` when ``split`` is "train" or "test" (then only that split's files are
     read or downloaded). Files are looked for in ``dataset_folder(dataset, data_dir)``.
+    ``limits`` says how long a mirror may take (see DownloadLimits); ``timeout`` is a shortcut
+    for its stall timeout (seconds without a byte).
     """
     spec = _spec(dataset)
     if split not in (None, "train", "test"):
         raise ValueError(f'split must be None, "train" or "test", got {split!r}')
     folder = dataset_folder(spec, data_dir)
+    remove_stale_temporaries(folder)  # left by a download that was killed
     splits = ("train", "test") if split is None else (split,)
     keys = [f"{part}-{kind}" for part in splits for kind in ("images", "labels")]
     paths = {key: _find_file(folder, spec.files[key]) for key in keys}
-    for key, path in paths.items():
-        if path is None:
-            if not download:
-                raise DatasetNotFoundError(
-                    f"{spec.files[key].name} is not in {folder} (and download=False).\n"
-                    + _how_to_place(spec, folder)
-                )
-            paths[key] = _download(spec, spec.files[key], folder, progress, timeout)
-
+    missing = [key for key, path in paths.items() if path is None]
+    if missing and not download:
+        raise DatasetNotFoundError(
+            f"{spec.files[missing[0]].name} is not in {folder} (and download=False).\n"
+            + _how_to_place(spec, folder)
+        )
+    limits = _limits(limits, timeout)
+    down: dict[str, str] = {}  # mirrors found unusable in this run, and why
+    with _terminate_like_ctrl_c():
+        for key in missing:
+            paths[key] = _download(spec, spec.files[key], folder, progress, limits, down)
     if split is not None:
         return _read_split(spec, split, paths)
     return _read_split(spec, "train", paths), _read_split(spec, "test", paths)
+
+
+def _limits(limits: DownloadLimits | None, timeout: float | None) -> DownloadLimits:
+    limits = limits or DownloadLimits()
+    if timeout is None:
+        return limits
+    connect_timeout = min(limits.connect_timeout, timeout)
+    return dataclasses.replace(limits, stall_timeout=timeout, connect_timeout=connect_timeout)
+
+
+class DownloadTerminated(KeyboardInterrupt):
+    """SIGTERM arrived during a download; raised like Ctrl-C, so the partial file is removed."""
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c() -> Iterator[None]:
+    """In the block, SIGTERM raises DownloadTerminated (a KeyboardInterrupt) instead of killing
+    the process on the spot; once the block has cleaned up, the signal goes to the handler it
+    replaced (by default the process then ends, as it would have). Only in the main thread, and
+    only where the platform has SIGTERM; a SIGTERM that was ignored stays ignored."""
+    previous = _sigterm_handler_to_replace()
+    if previous is None:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise DownloadTerminated("terminated (SIGTERM) during a download")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except DownloadTerminated:
+        signal.signal(signal.SIGTERM, previous)
+        signal.raise_signal(signal.SIGTERM)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_handler_to_replace():
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    return None if previous in (None, signal.SIG_IGN) else previous
 
 
 def _spec(dataset: str | DatasetSpec) -> DatasetSpec:
@@ -221,8 +298,8 @@ def _read_split(spec: DatasetSpec, split: str, paths: Mapping[str, Path]) -> Spl
         raise _corrupt(labels_path, f"{len(y)} labels but {images_path.name} has {len(X)} images")
     if y.size and y.max() > 9:
         raise _corrupt(labels_path, f"labels must be 0..9, found {y.max()}")
-    for kind, path in (("images", images_path), ("labels", labels_path)):
-        _warn_if_checksum_differs(spec, spec.files[f"{split}-{kind}"], path)
+    for kind, path, array in (("images", images_path, X), ("labels", labels_path, y)):
+        _warn_if_checksum_differs(spec, spec.files[f"{split}-{kind}"], path, array)
     return X, y
 
 
@@ -243,17 +320,46 @@ def _corrupt(path: Path, problem: str) -> IDXError:
     )
 
 
-def _warn_if_checksum_differs(spec: DatasetSpec, remote: RemoteFile, path: Path) -> None:
-    if path.suffix != ".gz":
-        return  # decompressed files have no published checksum; the structure check suffices
-    if _digest(path, spec.hash_name) != remote.checksum:
-        warnings.warn(
-            f"{path} differs from the published {remote.name} ({spec.hash_name} mismatch), but "
-            "its content is a valid IDX file, so it is used (re-compressed copies such as "
-            "Debian's differ in bytes only)",
-            ChecksumWarning,
-            stacklevel=4,  # point at the caller of load_mnist
-        )
+def _warn_if_checksum_differs(
+    spec: DatasetSpec, remote: RemoteFile, path: Path, array: np.ndarray
+) -> None:
+    """Silent when `path` holds the published bytes or, compressed or not, their exact content;
+    a warning (pointing at the user's call) only when the content differs or cannot be checked."""
+    if path.suffix == ".gz" and _digest(path, spec.hash_name) == remote.checksum:
+        return
+    if remote.content_sha256 is None:
+        if path.suffix != ".gz":
+            return  # nothing published to compare with; the structure check suffices
+        problem = f"differs from the published {remote.name} ({spec.hash_name} mismatch)"
+    elif content_sha256(array) == remote.content_sha256:
+        return  # the published content, compressed differently (such as Debian's) or not at all
+    else:
+        problem = f"does not hold the published content of {remote.name} (SHA-256 mismatch)"
+    warnings.warn(
+        f"{path} {problem}, but it is a valid IDX file, so it is used; results may differ "
+        "from those measured on the published files",
+        ChecksumWarning,
+        stacklevel=_stacklevel_outside_package(),
+    )
+
+
+def content_sha256(array: np.ndarray) -> str:
+    """The SHA-256 of the decompressed IDX file that holds `array` (header, then values)."""
+    digest = hashlib.sha256(idx_header(array))
+    digest.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).data)
+    return digest.hexdigest()
+
+
+def _stacklevel_outside_package() -> int:
+    """The stacklevel that makes warnings.warn, called by our caller, point at the first frame
+    outside the mnist_nn package: the user's line, whichever entry point they called."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while (
+        frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _digest(path: Path, hash_name: str) -> str:
@@ -264,25 +370,68 @@ def _digest(path: Path, hash_name: str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """How long one mirror may take over one file before the next mirror is tried.
+
+    connect_timeout: seconds to open the connection, so a dead mirror costs little;
+    stall_timeout: seconds without a single byte (before the answer or mid-file);
+    min_rate: bytes per second on average, required once `grace` seconds have passed, so a
+        mirror that trickles bytes is abandoned;
+    deadline: seconds for the whole file; None gives grace + 2 * size / min_rate.
+    """
+
+    connect_timeout: float = 5.0
+    stall_timeout: float = 30.0
+    min_rate: float = 20_000.0
+    grace: float = 15.0
+    deadline: float | None = None
+
+    def deadline_for(self, size: int) -> float:
+        if self.deadline is not None:
+            return self.deadline
+        return self.grace + 2 * size / self.min_rate if self.min_rate > 0 else float("inf")
+
+
+class _MirrorFailed(Exception):
+    """One mirror did not deliver the right file; the next one is tried."""
+
+
+class _MirrorDown(_MirrorFailed):
+    """The mirror cannot be used at all (unreachable, not HTTP, too slow): skipped for the other
+    files of this run."""
+
+
+class _Hiccup(_MirrorFailed):
+    """The connection broke mid-file: worth one more try on the same mirror."""
+
+
 def _download(
-    spec: DatasetSpec, remote: RemoteFile, folder: Path, progress: bool, timeout: float
+    spec: DatasetSpec,
+    remote: RemoteFile,
+    folder: Path,
+    progress: bool,
+    limits: DownloadLimits,
+    down: dict[str, str],
 ) -> Path:
-    """Fetch ``remote`` from the first mirror that delivers the right bytes."""
+    """Fetch ``remote`` from the first mirror that delivers the right bytes. ``down`` maps the
+    mirrors found unusable earlier in this run to the reason; they are not tried again."""
     folder.mkdir(parents=True, exist_ok=True)
     failures = []
     for base_url in spec.mirrors:
         url = base_url + remote.name
-        for _attempt in (1, 2):  # one retry: a network hiccup does not make a bad mirror
+        if base_url in down:
+            failures.append(f"{url}  (not tried: {down[base_url]}, for an earlier file)")
+            continue
+        for attempt in (1, 2):  # one retry: a network hiccup does not make a bad mirror
             try:
-                return _fetch(url, remote, folder / remote.name, spec.hash_name, progress, timeout)
+                return _fetch(url, remote, folder / remote.name, spec.hash_name, progress, limits)
             except _MirrorFailed as error:
                 reason = str(error)
-                break
-            except _NETWORK_HICCUPS as error:
-                reason = _describe(error, timeout)
-            except requests.RequestException as error:
-                reason = f"{type(error).__name__}: {error}"
-                break
+                if isinstance(error, _MirrorDown):
+                    down[base_url] = reason
+                if attempt == 2 or not isinstance(error, _Hiccup):
+                    break
         failures.append(f"{url}  ({reason})")
     tried = "\n".join(f"  {failure}" for failure in failures)
     raise DatasetNotFoundError(
@@ -290,50 +439,153 @@ def _download(
     )
 
 
-def _fetch(
-    url: str, remote: RemoteFile, target: Path, hash_name: str, progress: bool, timeout: float
-) -> Path:
-    """Stream ``url`` into a temporary file next to ``target``; keep it only if verified."""
-    # identity: the bytes on disk must be the published .gz, not re-encoded in transit.
-    headers = {"Accept-Encoding": "identity"}
-    with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
-        if response.status_code != 200:
-            raise _MirrorFailed(f"HTTP {response.status_code} {response.reason}")
-        if "html" in response.headers.get("Content-Type", ""):
-            raise _MirrorFailed("answered with an HTML page instead of the file")
-        bar = tqdm(
-            total=remote.size, unit="B", unit_scale=True, desc=remote.name, disable=not progress
-        )
-        # Whatever happens (bad bytes, cut connection, Ctrl-C), no partial file stays behind.
-        with bar, atomic_write(target) as file:
-            digest, size = hashlib.new(hash_name), 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                size += len(chunk)
-                if size > remote.size:
-                    raise _MirrorFailed(f"longer than the expected {remote.size} bytes")
-                digest.update(chunk)
-                file.write(chunk)
-                bar.update(len(chunk))
-            if size != remote.size:
-                raise _MirrorFailed(f"{size} bytes, expected {remote.size}")
-            if digest.hexdigest() != remote.checksum:
-                raise _MirrorFailed(f"wrong bytes: {hash_name} {digest.hexdigest()}")
-    return target
+@dataclass
+class _Transfer:
+    """How far one download got: None before the server answered, else the bytes received."""
+
+    expected: int
+    received: int | None = None
 
 
-_NETWORK_HICCUPS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
+# What the network can raise, as opposed to errors writing the file (a full disk), which are
+# not the mirror's fault and stop the download.
+_NETWORK_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ssl.SSLError,
+    ConnectionError,
+    TimeoutError,
 )
 
 
-def _describe(error: requests.RequestException, timeout: float) -> str:
-    if isinstance(error, requests.Timeout):
-        return f"no answer within {timeout:g} s"
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return "connection cut mid-file"
-    return "could not connect"
+def _fetch(
+    url: str,
+    remote: RemoteFile,
+    target: Path,
+    hash_name: str,
+    progress: bool,
+    limits: DownloadLimits,
+) -> Path:
+    """Stream ``url`` into a temporary file next to ``target``; keep it only if verified."""
+    transfer = _Transfer(remote.size)
+    # identity: the bytes on disk must be the published .gz, not re-encoded in transit.
+    headers = {"Accept-Encoding": "identity"}
+    timeout = (limits.connect_timeout, limits.stall_timeout)
+    try:
+        with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
+            _check_answer(response)
+            transfer.received = 0
+            bar = tqdm(
+                total=remote.size, unit="B", unit_scale=True, desc=remote.name, disable=not progress
+            )
+            # Whatever happens (bad bytes, cut connection, Ctrl-C), no partial file stays behind.
+            with bar, atomic_write(target) as file:
+                digest = _stream(response.raw, file, bar, transfer, hash_name, limits)
+                if digest != remote.checksum:
+                    raise _MirrorFailed(f"wrong bytes: {hash_name} {digest}")
+    except _NETWORK_ERRORS as error:
+        raise _explain(error, transfer, limits) from None
+    return target
+
+
+def _check_answer(response: requests.Response) -> None:
+    if response.status_code != 200:
+        raise _MirrorFailed(f"HTTP {response.status_code} {response.reason}")
+    if "html" in response.headers.get("Content-Type", ""):
+        raise _MirrorFailed("answered with an HTML page instead of the file")
+
+
+def _stream(raw, file, bar, transfer: _Transfer, hash_name: str, limits: DownloadLimits) -> str:
+    """Copy the body into `file` as it arrives, checking the size and the pace; its digest."""
+    digest, started = hashlib.new(hash_name), time.monotonic()
+    deadline = limits.deadline_for(transfer.expected)
+    while chunk := raw.read1(1 << 16, decode_content=False):
+        transfer.received += len(chunk)
+        if transfer.received > transfer.expected:
+            raise _MirrorFailed(f"longer than the expected {transfer.expected} bytes")
+        digest.update(chunk)
+        file.write(chunk)
+        bar.update(len(chunk))
+        _check_pace(transfer, time.monotonic() - started, deadline, limits)
+    if transfer.received != transfer.expected:
+        raise _Hiccup(
+            f"connection cut mid-file, after {transfer.received} of {transfer.expected} bytes"
+        )
+    return digest.hexdigest()
+
+
+def _check_pace(
+    transfer: _Transfer, elapsed: float, deadline: float, limits: DownloadLimits
+) -> None:
+    so_far = f"{transfer.received} of {transfer.expected} bytes in {elapsed:.1f} s"
+    if elapsed > deadline:
+        raise _MirrorDown(f"too slow: {so_far}, past the {deadline:g} s deadline for this file")
+    if elapsed > limits.grace and transfer.received < limits.min_rate * elapsed:
+        raise _MirrorDown(f"too slow: {so_far}, under {limits.min_rate:g} bytes/s")
+
+
+def _explain(error: BaseException, transfer: _Transfer, limits: DownloadLimits) -> _MirrorFailed:
+    """What really happened, from the chain of exceptions requests and urllib3 wrap."""
+    causes = _causes(error)
+    for kind, explanation in _EXPLANATIONS:
+        cause = next((cause for cause in causes if isinstance(cause, kind)), None)
+        if cause is None:
+            continue
+        if isinstance(explanation, str):
+            return _MirrorDown(explanation.format(error=cause, limits=limits))
+        return explanation(cause, transfer, limits)
+    return _MirrorFailed(f"{type(error).__name__}: {error}")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """`error` and everything it wraps (as __cause__, __context__, .reason or an argument)."""
+    found, pending = [], [error]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+    return [cause for cause in found if isinstance(cause, BaseException)]
+
+
+def _timed_out(error, transfer: _Transfer, limits: DownloadLimits) -> _MirrorFailed:
+    if transfer.received is None:
+        return _MirrorDown(f"connected, but no answer within {limits.stall_timeout:g} s")
+    return _MirrorDown(
+        f"stalled mid-file: no data for {limits.stall_timeout:g} s after "
+        f"{transfer.received} of {transfer.expected} bytes"
+    )
+
+
+def _cut(error, transfer: _Transfer, limits: DownloadLimits) -> _MirrorFailed:
+    if transfer.received is None:
+        return _MirrorDown("the server closed the connection without answering")
+    return _Hiccup(
+        f"connection cut mid-file, after {transfer.received} of {transfer.expected} bytes"
+    )
+
+
+# (exception type, explanation), the first match wins, so the most specific come first. A string
+# is a mirror that is down, formatted with the exception and the limits.
+_EXPLANATIONS = (
+    (ssl.SSLCertVerificationError, "TLS certificate not accepted ({error.verify_message})"),
+    (ssl.SSLError, "TLS handshake failed ({error.reason})"),
+    (socket.gaierror, "host name not found (DNS lookup failed)"),
+    (urllib3.exceptions.NameResolutionError, "host name not found (DNS lookup failed)"),
+    (ConnectionRefusedError, "connection refused (nothing answers on that port)"),
+    (urllib3.exceptions.ConnectTimeoutError, "no connection within {limits.connect_timeout:g} s"),
+    (http.client.RemoteDisconnected, _cut),
+    (http.client.BadStatusLine, "the server's reply is not HTTP"),
+    (urllib3.exceptions.ReadTimeoutError, _timed_out),
+    (TimeoutError, _timed_out),
+    (ConnectionError, _cut),
+    (urllib3.exceptions.ProtocolError, _cut),
+    (http.client.IncompleteRead, _cut),
+    (http.client.HTTPException, "the server's reply is not HTTP"),
+)
 
 
 def _how_to_place(spec: DatasetSpec, folder: Path) -> str:

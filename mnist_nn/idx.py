@@ -154,6 +154,14 @@ def _read_values(content: _Content, shape: tuple[int, ...], dtype: np.dtype) -> 
     return values.reshape(shape)
 
 
+def idx_header(array: np.ndarray) -> bytes:
+    """The IDX header of `array`: magic number (its type code and number of dimensions), then
+    each dimension as a big-endian uint32. The file's content is this, then the values."""
+    codes = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
+    code = codes[array.dtype.newbyteorder("=")]
+    return bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+
+
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write ``array`` as an IDX file (gzip-compressed if the name ends in .gz), atomically.
 
@@ -170,9 +178,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
         )
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX needs 1 to 255 dimensions, got an array of shape {array.shape}")
-    code = codes[native]
-    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    payload = header + array.astype(IDX_DTYPES[code], copy=False).tobytes()
+    payload = idx_header(array) + array.astype(IDX_DTYPES[codes[native]], copy=False).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)  # mtime=0: same array, same bytes
 

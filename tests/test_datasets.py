@@ -21,6 +21,7 @@ from mnist_nn.datasets import (
     DatasetSpec,
     RemoteFile,
     class_names,
+    content_sha256,
     dataset_folder,
     default_data_dir,
     load_dataset,
@@ -110,7 +111,12 @@ def refused_url() -> str:
 
 def tiny_spec(published, mirrors, folder="") -> DatasetSpec:
     files = {
-        key: RemoteFile(name, len(published[name]), hashlib.sha256(published[name]).hexdigest())
+        key: RemoteFile(
+            name,
+            len(published[name]),
+            hashlib.sha256(published[name]).hexdigest(),
+            hashlib.sha256(gzip.decompress(published[name])).hexdigest(),
+        )
         for key, name in zip(KEYS, NAMES, strict=True)
     }
     return DatasetSpec("tiny", folder, tuple(mirrors), "sha256", files)
@@ -228,12 +234,49 @@ def test_hand_placed_decompressed_files_are_accepted(tmp_path, published, names)
         assert_loaded_tiny(load_mnist(tmp_path, dataset=spec, download=False))
 
 
-def test_recompressed_copy_only_warns(tmp_path, published):
+def test_recompressed_copy_loads_silently_and_exactly_verified(tmp_path, published):
     for name in NAMES:  # same content, different gzip bytes (like Debian's copies)
         (tmp_path / name).write_bytes(gzip.compress(gzip.decompress(published[name]), 1))
+        assert (tmp_path / name).read_bytes() != published[name]
     spec = tiny_spec(published, [])
-    with pytest.warns(ChecksumWarning, match="Debian"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert_loaded_tiny(load_mnist(tmp_path, dataset=spec, download=False))
+
+
+@pytest.mark.parametrize("names", [NAMES, UNZIPPED], ids=["gz", "unzipped"])
+def test_different_content_warns_at_the_users_call(tmp_path, published, names):
+    arrays = tiny_arrays()
+    arrays["test-images"][0, 0, 0] ^= 1  # one pixel differs from the published content
+    place(tmp_path, names, arrays)
+    spec = tiny_spec(published, [])
+    with pytest.warns(ChecksumWarning, match="does not hold the published content") as record:
+        load_mnist(tmp_path, dataset=spec, split="test", download=False)
+    (warning,) = record
+    assert names[2] in str(warning.message) and warning.filename == __file__
+
+
+def test_content_sha256_is_that_of_the_decompressed_file(tmp_path):
+    A = np.arange(-6, 6, dtype=np.int16).reshape(3, 4)  # not uint8: byte order matters
+    path = write_idx(tmp_path / "a.gz", A)
+    assert content_sha256(A) == hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+
+
+PUBLISHED_COPIES = [
+    ("mnist", "/work/shared/data/mnist"),  # the test files as .gz, the train files unzipped
+    ("fashion-mnist", "/usr/share/datasets/fashion-mnist"),  # Debian's: re-compressed
+]
+
+
+@pytest.mark.parametrize("name, folder", PUBLISHED_COPIES, ids=["mnist", "fashion-debian"])
+def test_real_copies_match_the_published_content_digests(name, folder):
+    spec = datasets.DATASETS[name]
+    if not all(datasets._find_file(Path(folder), remote) for remote in spec.files.values()):
+        pytest.skip(f"no copy of {name} in {folder}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (X_train, _), (X_test, _) = load_mnist(folder, dataset=name, download=False)
+    assert X_train.shape == (60_000, 28, 28) and X_test.shape == (10_000, 28, 28)
 
 
 def test_corrupt_cached_file_names_the_file_and_the_fix(tmp_path, server, published):
@@ -294,6 +337,7 @@ def test_fashion_lives_in_a_subfolder_unless_pointed_at_it(tmp_path):
     assert dataset_folder("fashion-mnist", debian_like) == debian_like
 
 
+@pytest.mark.filterwarnings("ignore::mnist_nn.datasets.ChecksumWarning")  # tiny, not MNIST
 def test_load_dataset_dispatches_by_name(tmp_path):
     place(tmp_path / "fashion-mnist", UNZIPPED)
     assert_loaded_tiny(load_dataset("fashion-mnist", tmp_path, download=False))
@@ -310,6 +354,7 @@ def test_bad_arguments_are_value_errors(tmp_path):
         load_mnist(tmp_path, dataset="kmnist")
 
 
+@pytest.mark.filterwarnings("ignore::mnist_nn.datasets.ChecksumWarning")  # tiny, not MNIST
 def test_mnist_test_split_uses_only_the_test_file(tmp_path):
     arrays = tiny_arrays()
     # The two test files only (decompressed: no published checksum to compare), as on a machine
