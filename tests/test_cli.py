@@ -77,7 +77,11 @@ def run_main(args: list[str], capsys) -> tuple[int, str, str]:
 
 
 def assert_one_line_error(code: int, err: str, *words: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [
+        line
+        for line in err.splitlines()
+        if line.strip() and not line.startswith("mnist_nn: warning: ")
+    ]
     assert code != 0
     assert len(lines) == 1, f"expected one error line, got {lines}"
     assert "error" in lines[0] and "Traceback" not in err
