@@ -442,7 +442,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{args.model}: test accuracy {result.accuracy:.2%} (loss {result.loss:.4f}) on "
         f"{len(y_test):,} {args.dataset} images"
     )
-    names = _class_names(model, args.dataset)
+    names = model.class_names(args.dataset)
     print("\naccuracy per class:")
     for label, share in enumerate(per_class):
         name = f" {names[label]}" if names[label] != str(label) else ""
@@ -474,18 +474,6 @@ def _check_overlap(model, X_test: np.ndarray, args: argparse.Namespace) -> None:
     print(f"note: {message} (--allow-overlap: the accuracy below is flattering)")
 
 
-def _class_names(model, dataset: str | None) -> list[str]:
-    """What the model's outputs stand for: its recorded class names, else the data set's."""
-    from mnist_nn.datasets import class_names
-
-    names = model.provenance.get("class_names")
-    if names and len(names) == model.n_classes:
-        return [str(name) for name in names]
-    if model.n_classes == 10:
-        return class_names(dataset or "mnist")
-    return [str(label) for label in range(model.n_classes)]
-
-
 def format_confusion_matrix(C: np.ndarray) -> str:
     """A text table of counts with class numbers along both edges."""
     from mnist_nn.tables import format_table
@@ -497,7 +485,7 @@ def format_confusion_matrix(C: np.ndarray) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
-    names = _class_names(model, model.provenance.get("dataset"))
+    names = model.class_names()
     failed = 0
     for path in args.images:
         try:

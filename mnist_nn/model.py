@@ -98,11 +98,21 @@ class Model:
             X = layer.forward(X, training=training)
         return X
 
-    def backward(self, dout: np.ndarray) -> None:
-        """Backpropagate dL/dZ (N, C) through the layers, filling every layer's grads."""
+    def backward(self, dout: np.ndarray, needs_input_grad: bool = False) -> np.ndarray | None:
+        """Backpropagate dL/dZ (N, C) through the layers, filling every layer's grads.
+
+        Training needs no gradient below the first layer with parameters, so by default backward
+        stops there; needs_input_grad=True goes on to the input and returns dL/dX (N,
+        *input_shape), e.g. for a saliency map (explain.py).
+        """
+        if needs_input_grad:
+            for layer in reversed(self.layers):
+                dout = layer.backward(dout)
+            return dout
         for layer in reversed(self.layers[self._first_trainable + 1 :]):
             dout = layer.backward(dout)
         self.layers[self._first_trainable].backward(dout, needs_input_grad=False)
+        return None
 
     def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(param, grad) pairs of every layer, in order; the arrays themselves, not copies."""
@@ -214,6 +224,18 @@ class Model:
             loss_sum += self.loss_function.forward(Z, y_chunk) * len(Z)
             n_correct += int(np.count_nonzero(Z.argmax(axis=1) == y_chunk))
         return Evaluation(loss_sum / len(y), n_correct / len(y))
+
+    def class_names(self, dataset: str | None = None) -> list[str]:
+        """What the outputs stand for: the recorded class names, else those of `dataset` (by
+        default the recorded one, else MNIST's digits) for 10 classes, else "0".."C-1"."""
+        from mnist_nn.datasets import class_names
+
+        names = self.provenance.get("class_names")
+        if names and len(names) == self.n_classes:
+            return [str(name) for name in names]
+        if self.n_classes == 10:
+            return class_names(dataset or self.provenance.get("dataset") or "mnist")
+        return [str(label) for label in range(self.n_classes)]
 
     def summary(self) -> str:
         """A table: each layer, its output shape (N = batch) and its number of parameters."""

@@ -609,3 +609,37 @@ def plot_learning_rate_range(result) -> Figure:
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def plot_explanation(explanation: Mapping, class_names: Sequence[str] | None = None) -> Figure:
+    """Why the network read a digit as it did (explain.explain_digit's result): the input, the
+    average training digit of the predicted and of the true class, the saliency map, and below,
+    the nearest training digits."""
+    names = class_names or [str(label) for label in range(len(explanation["probabilities"]))]
+    predicted, true = explanation["predicted"], explanation["true_label"]
+    confidence = explanation["probabilities"][predicted]
+    panels = [(explanation["image"], f"input: read as {names[predicted]} ({confidence:.0%})")]
+    panels.append((explanation["predicted_mean"], f"average {names[predicted]}"))
+    if true is not None and true != predicted:
+        panels.append((explanation["true_mean"], f"average {names[true]} (true)"))
+    nearest = list(zip(explanation["nearest_images"], explanation["nearest_labels"], strict=True))
+    n_columns = max(len(panels) + 1, len(nearest))
+    figure = Figure(figsize=(1.6 * n_columns, 3.8))
+    axes = figure.subplots(2, n_columns, squeeze=False)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for axis, (image, title) in zip(axes[0], panels, strict=False):  # more axes than panels
+        axis.imshow(image, cmap="gray", vmin=0, vmax=1)
+        axis.set_title(title, fontsize=8)
+    _plot_saliency(axes[0][len(panels)], explanation["saliency"], names[predicted])
+    for axis, (image, label) in zip(axes[1], nearest, strict=False):
+        axis.imshow(image, cmap="gray", vmin=0, vmax=1)
+        axis.set_title(f"nearest: {names[label]}", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _plot_saliency(axis, saliency: np.ndarray, name: str) -> None:
+    limit = float(np.abs(saliency).max()) or 1.0
+    axis.imshow(saliency, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    axis.set_title(f"saliency for {name}\nred: ink here raises it", fontsize=8)

@@ -114,27 +114,28 @@ def fit(
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    on_batch_end: Callable[[dict], None] | None = None,
     **changes,
 ) -> History:
     """Train `model` on images X (uint8 or scaled floats) and labels y (0..C-1), in place.
 
     settings: a Settings (default: the model's own, from build_mlp, build_cnn or build_model);
         keyword arguments change it, e.g. fit(model, X, y, n_epochs=5, learning_rate=1e-3).
-        fit uses the training settings (optimizer, learning_rate, schedule, batch_size,
-        n_epochs, weight_decay, patience, seed); the network settings are taken from the model
-        as it is. The result is recorded in history.settings and model.settings.
+        fit uses the training settings; the network settings are taken from the model as it
+        is. The result is recorded in history.settings and model.settings.
     validation_data: (X_val, y_val), evaluated after every epoch with dropout off. Then the model
         ends at its best epoch (lowest validation loss), and patience can stop training early.
-    progress: show a tqdm progress bar. on_epoch_end(row) is called after every epoch.
+    progress: a tqdm bar. on_epoch_end(row) and on_batch_end({epoch, batch, n_batches, loss}),
+        e.g. live curves, are called after each epoch and step; KeyboardInterrupt in one stops.
 
-    Each epoch visits the samples in a new order drawn from settings.seed; each batch is
-    gathered and scaled on its own. One step per batch: forward, loss, backward, L2 weight decay,
-    optimizer step. Raises TrainingDivergedError as soon as the loss or a gradient is NaN or inf
-    (the model is back at its weights from that epoch's start), and TrainingInterrupted on
-    Ctrl-C (the model keeps its best epoch so far).
+    Each epoch visits the samples in a new order drawn from settings.seed. One step per batch:
+    forward, loss, backward, L2 weight decay, optimizer step. Raises TrainingDivergedError as
+    soon as the loss or a gradient is NaN or inf (the model is back at its weights from that
+    epoch's start), and TrainingInterrupted on Ctrl-C (the model keeps its best epoch so far).
     """
     settings = _run_settings(model, settings, changes)
-    run = _Run(model, settings, *_checked_data(model, X, y, validation_data, settings))
+    data = _checked_data(model, X, y, validation_data, settings)
+    run = _Run(model, settings, *data, on_batch_end)
     _remember_training_images(model, run.X)
     bar = tqdm(total=settings.n_epochs * run.n_batches, unit="batch", disable=not progress)
     try:
@@ -180,6 +181,7 @@ def build_and_fit(
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    on_batch_end: Callable[[dict], None] | None = None,
     n_classes: int = 10,
     **changes,
 ) -> tuple[Model, History]:
@@ -195,6 +197,7 @@ def build_and_fit(
         validation_data=validation_data,
         progress=progress,
         on_epoch_end=on_epoch_end,
+        on_batch_end=on_batch_end,
     )
     return model, history
 
@@ -247,6 +250,7 @@ class _Run:
     X: np.ndarray
     y: np.ndarray
     validation_data: tuple[np.ndarray, np.ndarray] | None
+    on_batch_end: Callable[[dict], None] | None = None
     optimizer: Optimizer = field(init=False)
     history: History = field(init=False)
 
@@ -296,6 +300,9 @@ class _Run:
                     loss, correct, penalty = self._step(epoch, batch, index)
                 loss_sum, n_correct = loss_sum + loss * len(index), n_correct + correct
                 bar.update()
+                if self.on_batch_end is not None:
+                    step = {"epoch": epoch, "batch": batch, "n_batches": self.n_batches}
+                    self.on_batch_end({**step, "loss": loss})
             with self.threads.step(measure=False):
                 self._check_last_step(epoch, batch, index)
         return {
