@@ -76,7 +76,14 @@ class DrawingBoard(anywidget.AnyWidget):
     """A canvas to draw on with mouse, pen or finger; `strokes` holds what is drawn."""
 
     _esm = """
-    function render({ model, el }) {
+    function guarded(action) {  // our errors name us in the console, where tests look
+      return (...args) => {
+        try { return action(...args); }
+        catch (error) { console.error("mnist_nn DrawingBoard:", error); throw error; }
+      };
+    }
+
+    function draw({ model, el }) {
       const side = model.get("side");
       const canvas = document.createElement("canvas");
       canvas.width = canvas.height = side;
@@ -109,28 +116,28 @@ class DrawingBoard(anywidget.AnyWidget):
         return [Math.round((event.clientX - box.left) * side / box.width),
                 Math.round((event.clientY - box.top) * side / box.height)];
       }
-      canvas.addEventListener("pointerdown", (event) => {
+      canvas.addEventListener("pointerdown", guarded((event) => {
         canvas.setPointerCapture(event.pointerId);
         current = [point(event)];
         strokes.push(current);
         paint();
-      });
-      canvas.addEventListener("pointermove", (event) => {
+      }));
+      canvas.addEventListener("pointermove", guarded((event) => {
         if (current === null) return;
         current.push(point(event));
         paint();
-        if (timer === null) timer = setTimeout(send, model.get("send_every_ms"));
-      });
-      const finish = () => { if (current !== null) { current = null; send(); } };
+        if (timer === null) timer = setTimeout(guarded(send), model.get("send_every_ms"));
+      }));
+      const finish = guarded(() => { if (current !== null) { current = null; send(); } });
       canvas.addEventListener("pointerup", finish);
       canvas.addEventListener("pointercancel", finish);
-      model.on("change:strokes", () => {  // Clear and Undo, from Python
+      model.on("change:strokes", guarded(() => {  // Clear and Undo, from Python
         if (current === null) { strokes = model.get("strokes").map((s) => s.slice()); paint(); }
-      });
+      }));
       paint();
       el.appendChild(canvas);
     }
-    export default { render };
+    export default { render: guarded(draw) };
     """
     strokes = traitlets.List([]).tag(sync=True)
     side = traitlets.Int(CANVAS_SIDE).tag(sync=True)
@@ -160,7 +167,8 @@ class DigitReader:
         self.seen = w.Image(format="png", width=140, height=140)
         self.answer = w.HTML(_answer_html("draw a digit"))
         self.bars = [w.FloatProgress(min=0, max=1) for _ in self.class_names]
-        self.why = w.Image(format="png", layout={"max_width": "760px"})
+        self.percents = [w.Label() for _ in self.class_names]
+        self.why = w.Image(format="png", layout={"max_width": "760px", "display": "none"})
         columns = w.HBox([self._board_column(), self._seen_column(), self._bar_column()])
         self.view = w.VBox([columns, self.why])
 
@@ -183,11 +191,12 @@ class DigitReader:
         explanation = explain_digit(self.model, self.digit, *self.training_data, true_label)
         figure = plots.plot_explanation(explanation, self.class_names)
         self.why.value = png_bytes(figure)
+        self.why.layout.display = None  # shown from now on
         return figure
 
     def clear(self, _button=None) -> None:
         self.board.strokes = []
-        self.why.value = b""
+        self.why.layout.display = "none"
 
     def undo(self, _button=None) -> None:
         self.board.strokes = self.board.strokes[:-1]
@@ -195,9 +204,8 @@ class DigitReader:
     def _show(self, digit: np.ndarray | None, probabilities: np.ndarray) -> None:
         self.digit, self.probabilities = digit, None if digit is None else probabilities
         self.seen.value = png_bytes(np.zeros((28, 28), np.uint8) if digit is None else digit, 5)
-        for bar, probability in zip(self.bars, probabilities, strict=True):
-            bar.value = float(probability)
-            bar.description = f"{probability:.0%}"
+        for bar, percent, probability in zip(self.bars, self.percents, probabilities, strict=True):
+            bar.value, percent.value = float(probability), f"{probability:.0%}"
         if digit is None:
             self.answer.value = _answer_html("draw a digit")
         else:
@@ -220,8 +228,8 @@ class DigitReader:
 
     def _bar_column(self) -> w.VBox:
         rows = [
-            w.HBox([w.Label(name, layout={"width": "90px"}), bar], layout={"height": "28px"})
-            for name, bar in zip(self.class_names, self.bars, strict=True)
+            w.HBox([w.Label(name, layout={"width": "90px"}), bar, percent])
+            for name, bar, percent in zip(self.class_names, self.bars, self.percents, strict=True)
         ]
         return w.VBox(rows)
 
