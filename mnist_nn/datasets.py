@@ -158,7 +158,10 @@ def default_data_dir() -> Path:
     root = Path(__file__).resolve().parent.parent
     if (root / "data" / "README.md").is_file() or (root / "pyproject.toml").is_file():
         return root / "data"  # running from a clone of the repository
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist_nn"
+    xdg_cache = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec: a relative path is invalid and ignored (it would depend on the folder we
+    # were started in).
+    cache = (Path(xdg_cache) if os.path.isabs(xdg_cache) else Path.home() / ".cache") / "mnist_nn"
     _announce_once(cache)
     return cache
 
@@ -705,11 +708,27 @@ def load_mnist_test_split(
     published MNIST test accuracies. ``options`` go to load_mnist (e.g. download=False).
     """
     X, y = load_mnist(data_dir, split="test", **options)
-    if not 0 < n_train < len(X):
-        raise ValueError(f"n_train must be between 1 and {len(X) - 1}, got {n_train}")
+    _check_n_train(n_train, len(X))
     order = np.random.default_rng(seed).permutation(len(X))
     train, test = order[:n_train], order[n_train:]
     return (X[train], y[train]), (X[test], y[test])
+
+
+def _check_n_train(n_train: int, n_images: int) -> None:
+    """At least one image for training and one for testing."""
+    if 0 < n_train < n_images:
+        return
+    where = "place MNIST's 10,000-image t10k files in the data folder"
+    if n_images < 2:
+        raise ValueError(
+            f"the test file holds {n_images} image(s), too few to split into training and test "
+            f"images: {where}"
+        )
+    raise ValueError(
+        f"the test file holds {n_images:,} images, so n_train (training images, the rest are for "
+        f"testing) must be between 1 and {n_images - 1:,}, got {n_train:,}: {where} (or, in "
+        "Python, pass a smaller n_train)"
+    )
 
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-test-split", "synthetic")

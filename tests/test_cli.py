@@ -517,3 +517,11 @@ def test_a_crafted_model_file_is_one_line_without_traceback(tmp_path, capsys):
     crafted.write_bytes(bytes(data))
     code, _, err = run_main(["predict", str(crafted), str(tmp_path / "digit.png")], capsys)
     assert_one_line_error(code, err, "crafted.npz", "truncated or corrupted", "save or train")
+
+
+def test_a_test_file_too_small_for_mnist_test_split_says_how_many_images(tmp_path, capsys):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((5, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(5, dtype=np.uint8))
+    args = ["train", "--dataset", "mnist-test-split", "--data-dir", str(tmp_path)]
+    code, _, err = run_main([*args, "--out", str(tmp_path / "model.npz")], capsys)
+    assert_one_line_error(code, err, "holds 5 images", "between 1 and 4", "t10k files")

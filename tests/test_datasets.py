@@ -401,6 +401,23 @@ def test_installed_package_uses_the_user_cache_and_says_so(tmp_path, monkeypatch
     assert capsys.readouterr().err.count(str(tmp_path / "cache" / "mnist_nn")) == 1
 
 
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_NN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # invalid per the XDG spec
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(datasets, "__file__", str(tmp_path / "site-packages" / "datasets.py"))
+    assert default_data_dir() == tmp_path / "home" / ".cache" / "mnist_nn"
+
+
+@pytest.mark.filterwarnings("ignore::mnist_nn.datasets.ChecksumWarning")  # tiny, not MNIST
+def test_a_test_file_too_small_to_split_says_how_many_images_it_holds(tmp_path):
+    arrays = tiny_arrays()
+    write_idx(tmp_path / UNZIPPED[2], arrays["test-images"][:1])
+    write_idx(tmp_path / UNZIPPED[3], arrays["test-labels"][:1])
+    with pytest.raises(ValueError, match="holds 1 image.s., too few to split .* t10k files"):
+        load_mnist_test_split(tmp_path, download=False)
+
+
 def test_fashion_lives_in_a_subfolder_unless_pointed_at_it(tmp_path):
     assert dataset_folder("fashion-mnist", tmp_path) == tmp_path / "fashion-mnist"
     debian_like = tmp_path / "datasets" / "fashion-mnist"
@@ -444,7 +461,7 @@ def test_mnist_test_split_uses_only_the_test_file(tmp_path):
     np.testing.assert_array_equal(again[0], X_train)
     other_seed = load_mnist_test_split(tmp_path, n_train=5, seed=4)[0][0]
     assert not np.array_equal(other_seed, X_train)
-    with pytest.raises(ValueError, match="n_train"):
+    with pytest.raises(ValueError, match=r"holds 8 images, so n_train .* between 1 and 7, got 8"):
         load_mnist_test_split(tmp_path, n_train=8)
     with pytest.raises(DatasetNotFoundError):
         load_mnist_test_split(tmp_path / "empty", download=False)
