@@ -103,8 +103,6 @@ def load_model(path: str | os.PathLike) -> Model:
 
 @contextlib.contextmanager
 def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
-    """The file as a zip archive. What a damaged file makes zipfile, zlib or numpy's .npy
-    reader raise inside the block becomes ModelFileError."""
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     with open(path, "rb") as file:
@@ -112,9 +110,18 @@ def _open_archive(path: Path) -> Iterator[zipfile.ZipFile]:
             raise ModelFileError(
                 path, "it is not an .npz archive", "give a file written by Model.save or `train`"
             )
+    with _reading(path):
+        archive = zipfile.ZipFile(path)
+    with archive:
+        yield archive
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """What a damaged file makes zipfile, zlib or numpy's .npy reader raise in the block
+    becomes ModelFileError."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            yield archive
+        yield
     except ModelFileError:
         raise
     except _DAMAGED_FILE_ERRORS as error:
@@ -130,20 +137,20 @@ def _open_entry(
     header gives. Refused, before any data are inflated: a missing entry, Python objects, a size
     that disagrees with the header, and for a parameter (`shape` given) any other shape than
     `shape` or a dtype that is not floating-point; other entries must fit MAX_METADATA_BYTES."""
-    try:
-        info = archive.getinfo(f"{key}.npy")
-    except KeyError:
-        raise ModelFileError(path, f"the entry {key!r} is missing") from None
+    if f"{key}.npy" not in archive.namelist():
+        raise ModelFileError(path, f"the entry {key!r} is missing")
+    info = archive.getinfo(f"{key}.npy")
     # A parameter's size is checked against its header below (exactly what the shape needs).
     if shape is None and info.file_size > MAX_METADATA_BYTES:
         raise ModelFileError(
             path, f"the entry {key!r} inflates to {info.file_size:,} bytes, more than it can need"
         )
-    member = archive.open(info)
-    major, _ = np.lib.format.read_magic(member)
-    if major not in (1, 2):
-        raise ModelFileError(path, f"the entry {key!r} is in an unknown .npy version {major}")
-    header = getattr(np.lib.format, f"read_array_header_{major}_0")(member)
+    with _reading(path):
+        member = archive.open(info)
+        major, _ = np.lib.format.read_magic(member)
+        if major not in (1, 2):
+            raise ModelFileError(path, f"the entry {key!r} is in an unknown .npy version {major}")
+        header = getattr(np.lib.format, f"read_array_header_{major}_0")(member)
     stored_shape, _, dtype = header
     if dtype.hasobject:
         raise ModelFileError(
@@ -170,12 +177,13 @@ def _read_entry(
 ) -> np.ndarray:
     """The array in entry `key`, checked as _open_entry says; parameters must be finite."""
     member, (stored_shape, fortran_order, dtype) = _open_entry(path, archive, key, shape)
-    with member:
-        n_bytes = math.prod(stored_shape) * dtype.itemsize
+    n_bytes = math.prod(stored_shape) * dtype.itemsize
+    with member, _reading(path):
         data = member.read(n_bytes)
         if len(data) != n_bytes or member.read(1):  # reading to the end checks the zip CRC
             raise ModelFileError(path, f"the entry {key!r} is not the size its header says")
-    array = np.frombuffer(data, dtype).reshape(stored_shape, order="F" if fortran_order else "C")
+        order = "F" if fortran_order else "C"
+        array = np.frombuffer(data, dtype).reshape(stored_shape, order=order)
     if shape is not None and not np.isfinite(array).all():
         raise ModelFileError(
             path,

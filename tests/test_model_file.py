@@ -303,6 +303,21 @@ def test_integer_weights_and_unknown_npy_versions_are_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ({"descr": "<U0", "shape": ()}, "itemsize cannot be zero"),
+        ({"descr": [("text", "O")], "shape": ()}, "holds Python objects"),  # inside a record
+        ({"descr": "<U5", "shape": (-1,)}, "not the size its header says"),
+    ],
+)
+def test_crafted_npy_headers_of_the_description_are_refused(tmp_path, header, message):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    replace_entry(path, "architecture.npy", npy_bytes(header={**header, "fortran_order": False}))
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
 def test_an_unsupported_zip_compression_method_is_a_model_file_error(tmp_path):
     data = bytearray(build_mlp((8,)).save(tmp_path / "model.npz").read_bytes())
     # The method field of the first local header (offset 8) and its central-directory entry
