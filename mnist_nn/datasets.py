@@ -528,7 +528,7 @@ class _Watchdog:
 
     def __enter__(self) -> _Watchdog:
         _watched.watchdog = self
-        if self._timer.interval != float("inf"):
+        if self._timer.interval < threading.TIMEOUT_MAX:  # not for deadline=inf
             self._timer.start()
         return self
 
