@@ -158,8 +158,13 @@ def _open_entry(
         )
     if shape is not None:
         _check_parameter_header(path, key.removeprefix("param:"), stored_shape, dtype, shape)
-    if info.file_size != member.tell() + math.prod(stored_shape) * dtype.itemsize:
-        raise ModelFileError(path, f"the entry {key!r} is not the size its header says")
+    expected = member.tell() + math.prod(stored_shape) * dtype.itemsize
+    if info.file_size != expected:
+        raise ModelFileError(
+            path,
+            f"the entry {key!r} is {info.file_size:,} bytes by the zip directory, "
+            f"{expected:,} by its .npy header",
+        )
     return member, header
 
 
@@ -181,7 +186,7 @@ def _read_entry(
     with member, _reading(path):
         data = member.read(n_bytes)
         if len(data) != n_bytes or member.read(1):  # reading to the end checks the zip CRC
-            raise ModelFileError(path, f"the entry {key!r} is not the size its header says")
+            raise ModelFileError(path, f"the entry {key!r} ends before or after its data")
         order = "F" if fortran_order else "C"
         array = np.frombuffer(data, dtype).reshape(stored_shape, order=order)
     if shape is not None and not np.isfinite(array).all():
