@@ -23,8 +23,15 @@ from mnist_nn.model_file import load_model
 from mnist_nn.optimizers import SGD, Adam
 from mnist_nn.preflight import find_learning_rate, overfit_batch
 from mnist_nn.preprocess import flatten, minibatches, normalize, one_hot, train_val_split
-from mnist_nn.settings import Settings
-from mnist_nn.train import History, TrainingDivergedError, TrainingInterrupted, build_and_fit, fit
+from mnist_nn.settings import Settings, env_flag
+from mnist_nn.train import (
+    History,
+    LearningRateWarning,
+    TrainingDivergedError,
+    TrainingInterrupted,
+    build_and_fit,
+    fit,
+)
 from mnist_nn.tuning import cross_validate, grid_search
 
 __version__ = "0.1.0"
@@ -74,7 +81,9 @@ __all__ = [
     "one_hot",
     "train_val_split",
     "Settings",
+    "env_flag",
     "History",
+    "LearningRateWarning",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "build_and_fit",

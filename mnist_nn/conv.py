@@ -258,6 +258,13 @@ class Conv2D(Layer):
             raise ValueError(self._too_small(input_shape))
         return (self.n_filters, OH, OW)
 
+    def scratch_values(self, input_shape: tuple[int, ...]) -> int:
+        """Per sample: the zero-padded input and its im2col rows (OH * OW rows of K*K*C)."""
+        C, H, W = input_shape
+        P, K = self.padding, self.kernel_size
+        _, OH, OW = self.output_shape(input_shape)
+        return (H + 2 * P) * (W + 2 * P) * C + OH * OW * K * K * C
+
     @classmethod
     def parameter_shapes(cls, n_channels: int, n_filters: int, kernel_size: int, **config) -> dict:
         F, C, K = int(n_filters), int(n_channels), int(kernel_size)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+import requests.adapters
 import urllib3
 from tqdm import tqdm
 
@@ -157,7 +158,10 @@ def default_data_dir() -> Path:
     root = Path(__file__).resolve().parent.parent
     if (root / "data" / "README.md").is_file() or (root / "pyproject.toml").is_file():
         return root / "data"  # running from a clone of the repository
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist_nn"
+    xdg_cache = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec: a relative path is invalid and ignored (it would depend on the folder we
+    # were started in).
+    cache = (Path(xdg_cache) if os.path.isabs(xdg_cache) else Path.home() / ".cache") / "mnist_nn"
     _announce_once(cache)
     return cache
 
@@ -469,24 +473,112 @@ def _fetch(
 ) -> Path:
     """Stream ``url`` into a temporary file next to ``target``; keep it only if verified."""
     transfer = _Transfer(remote.size)
+    deadline = limits.deadline_for(remote.size)
+    try:
+        with _Watchdog(deadline) as watchdog, _watched_session() as session:
+            _stream_to_file(session, url, remote, target, hash_name, progress, limits, transfer)
+    except (_MirrorFailed, *_NETWORK_ERRORS) as error:
+        if watchdog.expired:  # the cut connection is a symptom, the deadline the cause
+            raise _past_deadline(transfer, deadline) from None
+        if isinstance(error, _MirrorFailed):
+            raise
+        raise _explain(error, transfer, limits) from None
+    return target
+
+
+def _stream_to_file(session, url, remote, target, hash_name, progress, limits, transfer) -> None:
     # identity: the bytes on disk must be the published .gz, not re-encoded in transit.
     headers = {"Accept-Encoding": "identity"}
     timeout = (limits.connect_timeout, limits.stall_timeout)
-    try:
-        with requests.get(url, stream=True, timeout=timeout, headers=headers) as response:
-            _check_answer(response)
-            transfer.received = 0
-            bar = tqdm(
-                total=remote.size, unit="B", unit_scale=True, desc=remote.name, disable=not progress
-            )
-            # Whatever happens (bad bytes, cut connection, Ctrl-C), no partial file stays behind.
-            with bar, atomic_write(target) as file:
-                digest = _stream(response.raw, file, bar, transfer, hash_name, limits)
-                if digest != remote.checksum:
-                    raise _MirrorFailed(f"wrong bytes: {hash_name} {digest}")
-    except _NETWORK_ERRORS as error:
-        raise _explain(error, transfer, limits) from None
-    return target
+    with session.get(url, stream=True, timeout=timeout, headers=headers) as response:
+        _check_answer(response)
+        transfer.received = 0
+        bar = tqdm(
+            total=remote.size, unit="B", unit_scale=True, desc=remote.name, disable=not progress
+        )
+        # Whatever happens (bad bytes, cut connection, Ctrl-C), no partial file stays behind.
+        with bar, atomic_write(target) as file:
+            digest = _stream(response.raw, file, bar, transfer, hash_name, limits)
+            if digest != remote.checksum:
+                raise _MirrorFailed(f"wrong bytes: {hash_name} {digest}")
+
+
+def _past_deadline(transfer: _Transfer, deadline: float) -> _MirrorDown:
+    if not transfer.received:  # still in the headers, or they ended and nothing followed
+        return _MirrorDown(f"too slow: no file data within the {deadline:g} s deadline")
+    return _MirrorDown(
+        f"too slow: {transfer.received} of {transfer.expected} bytes, past the {deadline:g} s "
+        "deadline for this file"
+    )
+
+
+_watched = threading.local()  # .watchdog: the _Watchdog of the download running in this thread
+
+
+class _Watchdog:
+    """Shuts down a download's connections when its deadline passes. requests' timeouts apply
+    to each socket read, so without it a server that sends its headers a byte at a time, each
+    within the stall timeout, would hold the download forever."""
+
+    def __init__(self, seconds: float) -> None:
+        self.connections: list = []
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        _watched.watchdog = self
+        if self._timer.interval < threading.TIMEOUT_MAX:  # not for deadline=inf
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        _watched.watchdog = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        for connection in self.connections:
+            sock = getattr(connection, "sock", None)
+            with contextlib.suppress(OSError, AttributeError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the read blocked on it, unlike close
+
+
+class _WatchedPool:
+    """A connection pool mixin that shows each new connection to this thread's _Watchdog."""
+
+    def _new_conn(self):
+        connection = super()._new_conn()
+        watchdog = getattr(_watched, "watchdog", None)
+        if watchdog is not None:
+            watchdog.connections.append(connection)
+        return connection
+
+
+class _WatchedHTTPPool(_WatchedPool, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
+    pass
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+def _watched_session() -> requests.Session:
+    """A requests session whose connections the current _Watchdog can cut (not through a
+    proxy, whose connections urllib3 makes elsewhere: there the per-read timeouts remain)."""
+    session = requests.Session()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, _WatchedAdapter())
+    return session
 
 
 def _check_answer(response: requests.Response) -> None:
@@ -616,11 +708,27 @@ def load_mnist_test_split(
     published MNIST test accuracies. ``options`` go to load_mnist (e.g. download=False).
     """
     X, y = load_mnist(data_dir, split="test", **options)
-    if not 0 < n_train < len(X):
-        raise ValueError(f"n_train must be between 1 and {len(X) - 1}, got {n_train}")
+    _check_n_train(n_train, len(X))
     order = np.random.default_rng(seed).permutation(len(X))
     train, test = order[:n_train], order[n_train:]
     return (X[train], y[train]), (X[test], y[test])
+
+
+def _check_n_train(n_train: int, n_images: int) -> None:
+    """At least one image for training and one for testing."""
+    if 0 < n_train < n_images:
+        return
+    where = "place MNIST's 10,000-image t10k files in the data folder"
+    if n_images < 2:
+        raise ValueError(
+            f"the test file holds {n_images} image(s), too few to split into training and test "
+            f"images: {where}"
+        )
+    raise ValueError(
+        f"the test file holds {n_images:,} images, so n_train (training images, the rest are for "
+        f"testing) must be between 1 and {n_images - 1:,}, got {n_train:,}: {where} (or, in "
+        "Python, pass a smaller n_train)"
+    )
 
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "mnist-test-split", "synthetic")

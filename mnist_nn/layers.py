@@ -63,6 +63,10 @@ class Layer:
         """Shape of one sample's output for one sample's input shape (no batch dimension)."""
         return tuple(input_shape)
 
+    def scratch_values(self, input_shape: tuple[int, ...]) -> int:
+        """Values the forward pass holds per sample besides its output (none here)."""
+        return 0
+
     def get_config(self) -> dict:
         """Constructor arguments as JSON-able values: type(self)(**get_config()) rebuilds it."""
         return {}

@@ -21,13 +21,17 @@ from mnist_nn.settings import Settings
 from mnist_nn.tables import format_table
 from mnist_nn.validation import check_images, check_labels
 
-# The most values all layers' outputs may hold per sample (8 MB of float32): a training batch of
-# 128 then needs at most a gigabyte. build_cnn's default needs 31,000.
+# The most values all layers' outputs and scratch arrays (Conv2D's padded input and im2col rows)
+# may hold per sample (8 MB of float32): a training batch of 128 then needs at most a gigabyte.
+# build_cnn's default needs 31,000 and 104,000.
 MAX_VALUES_PER_SAMPLE = 2_000_000
 # predict/evaluate go through the images in chunks whose largest layer output holds this many
 # values (6.4 MB of float32): 2,048 images for an MLP on 784 pixels, 128 for build_cnn, whose
 # first layer turns each image into 16 x 28 x 28 values. Memory stays bounded for any model.
 INFERENCE_CHUNK_VALUES = 2048 * 784
+# ... and whose largest scratch array holds at most eight times as many: im2col repeats each
+# value K*K times (25 for build_cnn, whose chunks stay at 128 images).
+INFERENCE_CHUNK_SCRATCH_VALUES = 8 * INFERENCE_CHUNK_VALUES
 
 
 class Evaluation(NamedTuple):
@@ -72,15 +76,9 @@ class Model:
                 raise ValueError("pass input_shape: it can only be inferred from a Dense layer")
             input_shape = (first_dense.n_inputs,)
         self.input_shape = tuple(int(size) for size in input_shape)
-        self.shapes = [self.input_shape]  # per-sample shape after each layer
-        for layer in self.layers:
-            self.shapes.append(tuple(layer.output_shape(self.shapes[-1])))
-        n_values = sum(math.prod(shape) for shape in self.shapes)
-        if n_values > MAX_VALUES_PER_SAMPLE:
-            raise ValueError(
-                f"the layers' outputs would hold {n_values:,} values per image (at most "
-                f"{MAX_VALUES_PER_SAMPLE:,}); use fewer filters or units"
-            )
+        if min(self.input_shape, default=0) < 1:
+            raise ValueError(f"input_shape must be sizes of at least 1, got {self.input_shape}")
+        self._check_sizes()
         if len(self.shapes[-1]) != 1:
             raise ValueError(f"the last layer must output (N, C) logits, got {self.shapes[-1]}")
         self.n_classes = self.shapes[-1][0]
@@ -91,6 +89,23 @@ class Model:
         self._first_trainable = trainable[0]
         self.dtype = next(iter(self.layers[self._first_trainable].params.values())).dtype
         self.loss_function = SoftmaxCrossEntropy()
+
+    def _check_sizes(self) -> None:
+        """Fill self.shapes and self.scratch (per sample, for each layer) and refuse a model
+        whose forward pass would hold more than MAX_VALUES_PER_SAMPLE values per image."""
+        self.shapes = [self.input_shape]  # per-sample shape after each layer
+        self.scratch = []
+        n_values = math.prod(self.input_shape)
+        for layer in self.layers:  # checked layer by layer, so the first culprit is named
+            self.scratch.append(layer.scratch_values(self.shapes[-1]))
+            self.shapes.append(tuple(layer.output_shape(self.shapes[-1])))
+            n_values += self.scratch[-1] + math.prod(self.shapes[-1])
+            if n_values > MAX_VALUES_PER_SAMPLE:
+                raise ValueError(
+                    f"up to {layer!r}, the layers' outputs and scratch arrays would hold "
+                    f"{n_values:,} values per image (at most {MAX_VALUES_PER_SAMPLE:,}); use "
+                    "fewer filters or units, or less padding"
+                )
 
     def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         """X (N, *input_shape) float -> logits Z (N, C)."""
@@ -191,7 +206,11 @@ class Model:
         """Yield (start, logits) for chunks of validated images X; dropout is off."""
         if batch_size is None:
             largest = max(int(np.prod(shape)) for shape in self.shapes)
-            batch_size = max(1, INFERENCE_CHUNK_VALUES // largest)
+            batch_size = min(
+                INFERENCE_CHUNK_VALUES // largest,
+                INFERENCE_CHUNK_SCRATCH_VALUES // max(1, *self.scratch),
+            )
+            batch_size = max(1, batch_size)
         for start in range(0, len(X), batch_size):
             yield start, self.forward(self.prepare_input(X[start : start + batch_size]))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +91,15 @@ class Settings:
 FIELD_NAMES = tuple(knob.name for knob in dataclasses.fields(Settings))
 # The settings that describe the network itself (the rest say how it is trained).
 NETWORK_FIELDS = ("model", "hidden_sizes", "activation", "dropout", "n_filters")
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def env_flag(name: str) -> bool:
+    """Whether environment variable `name` is 1, true, yes or on, in any case (as for
+    MNIST_NN_QUICK, the notebook's quick mode); unset, empty or anything else is False."""
+    return os.environ.get(name, "").strip().lower() in TRUE_WORDS
 
 
 def _check_names(values: dict) -> None:

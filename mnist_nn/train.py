@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,14 @@ HISTORY_KEYS = (
 # A loss this many times its starting value (or ln C, if larger) means training has blown up,
 # even while every number is still finite (Adam at a learning rate of 1e6 reaches 1e21).
 EXPLODED = 100.0
+# After the first epoch, the loss on the first batch_size training images should have fallen by
+# at least this share; checked only with this many batches, fewer prove nothing.
+FIRST_EPOCH_DROP = 0.01
+FIRST_EPOCH_MIN_BATCHES = 20
+
+
+class LearningRateWarning(UserWarning):
+    """The loss did not fall in the first epoch: the learning rate may be too high or too low."""
 
 
 class TrainingDivergedError(ArithmeticError):
@@ -277,7 +286,11 @@ class _Run:
         start_time = time.perf_counter()
         self.optimizer.learning_rate = self.learning_rate_at(epoch - 1)
         self.start_weights = self.model.get_weights()  # finite: the previous epoch checked them
+        probe = epoch == 1 and self.n_batches >= FIRST_EPOCH_MIN_BATCHES
+        loss_before = self._probe_loss() if probe else None
         row = {"epoch": epoch, **self._train(epoch, bar), "val_loss": None, "val_accuracy": None}
+        if loss_before is not None:
+            self._warn_if_loss_did_not_fall(loss_before, self._probe_loss())
         if self.validation_data is not None:
             row["val_loss"], row["val_accuracy"] = self._validate(epoch)
         row["learning_rate"] = self.optimizer.learning_rate
@@ -344,6 +357,27 @@ class _Run:
         elif loss > EXPLODED * max(self.first_loss, math.log(self.model.n_classes)):
             what = f"{name} exploded to {loss:.3g}{when} (it started at {self.first_loss:.3g})"
             self._diverged(epoch, batch, what)
+
+    def _probe_loss(self) -> float:
+        """The loss on the first batch_size training images, dropout off: the same images
+        before and after the first epoch, so the two losses compare like with like."""
+        n = self.settings.batch_size
+        with np.errstate(over="ignore", invalid="ignore"), self.threads.step(measure=False):
+            Z = self.model.forward(self.model.prepare_input(self.X[:n]))
+            return self.model.loss_function.forward(Z, self.y[:n])
+
+    def _warn_if_loss_did_not_fall(self, before: float, after: float) -> None:
+        if after < (1 - FIRST_EPOCH_DROP) * before:
+            return
+        rate = self.optimizer.learning_rate
+        likely, instead = ("too high", rate / 10) if after >= before else ("too low", rate * 10)
+        warnings.warn(
+            f"the training loss did not fall in the first epoch ({before:.4g} -> {after:.4g} on "
+            f"the first {min(len(self.X), self.settings.batch_size)} training images): the "
+            f"learning rate {rate:g} may be {likely}; try {instead:g}",
+            LearningRateWarning,
+            stacklevel=4,  # the caller of fit
+        )
 
     def _validate(self, epoch: int) -> tuple[float, float]:
         with np.errstate(over="ignore", invalid="ignore"), self.threads.step(measure=False):

@@ -17,6 +17,7 @@ from mnist_nn import cli, load_model
 from mnist_nn.conv import Conv2D
 from mnist_nn.datasets import MNIST
 from mnist_nn.idx import write_idx
+from mnist_nn.model import build_mlp
 from mnist_nn.synthetic import load_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -507,3 +508,20 @@ def test_unknown_home_folder_is_a_usage_error(capsys):
         cli.main(["train", "--data-dir", "~no-such-user-here/x"])
     assert stop.value.code == cli.EXIT_USAGE
     assert "no such user" in capsys.readouterr().err
+
+
+def test_a_crafted_model_file_is_one_line_without_traceback(tmp_path, capsys):
+    data = bytearray(build_mlp((8,)).save(tmp_path / "model.npz").read_bytes())
+    data[8] = data[data.index(b"PK\x01\x02") + 10] = 99  # a compression zipfile cannot read
+    crafted = tmp_path / "crafted.npz"
+    crafted.write_bytes(bytes(data))
+    code, _, err = run_main(["predict", str(crafted), str(tmp_path / "digit.png")], capsys)
+    assert_one_line_error(code, err, "crafted.npz", "truncated or corrupted", "save or train")
+
+
+def test_a_test_file_too_small_for_mnist_test_split_says_how_many_images(tmp_path, capsys):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((5, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(5, dtype=np.uint8))
+    args = ["train", "--dataset", "mnist-test-split", "--data-dir", str(tmp_path)]
+    code, _, err = run_main([*args, "--out", str(tmp_path / "model.npz")], capsys)
+    assert_one_line_error(code, err, "holds 5 images", "between 1 and 4", "t10k files")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import socket
 import threading
+import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +21,7 @@ from mnist_nn.datasets import (
     ChecksumWarning,
     DatasetNotFoundError,
     DatasetSpec,
+    DownloadLimits,
     RemoteFile,
     class_names,
     content_sha256,
@@ -74,8 +77,26 @@ class MirrorHandler(BaseHTTPRequestHandler):
         elif behaviour == "cut":
             self.reply(body[: len(body) // 2], length=len(body))  # promise all, send half
             self.close_connection = True
+        elif behaviour == "trickle":  # the body at 500 bytes/s, 10 bytes at a time
+            self.reply(body[:10], length=len(body))
+            self.trickle(body[10:], step=10)
+        elif behaviour == "slow-headers":  # a header line that grows a byte every 50 ms
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            self.trickle(b"x" * 200, step=1, pause=0.05)
         else:
             self.reply(body)
+
+    def trickle(self, data: bytes, step: int, pause: float = 0.02) -> None:
+        """Send `data` a few bytes at a time, until the client hangs up or the test ends."""
+        self.close_connection = True
+        for start in range(0, len(data), step):
+            if self.server.stopping.wait(pause):
+                return
+            try:
+                self.wfile.write(data[start : start + step])
+                self.wfile.flush()
+            except OSError:  # the client gave up, as it should
+                return
 
     def reply(self, body: bytes, content_type="application/gzip", length=None):
         self.send_response(200)
@@ -92,11 +113,12 @@ class MirrorHandler(BaseHTTPRequestHandler):
 def server(published):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), MirrorHandler)
     httpd.daemon_threads = True
-    httpd.files, httpd.requests = published, []
+    httpd.files, httpd.requests, httpd.stopping = published, [], threading.Event()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield httpd
+    httpd.stopping.set()
     httpd.shutdown()
     httpd.server_close()
 
@@ -178,6 +200,54 @@ def test_interrupted_download_leaves_nothing_behind(tmp_path, server, published,
     with pytest.raises(KeyboardInterrupt):
         load_mnist(tmp_path, dataset=spec, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# Tight limits, so that each slow server is given up within about a second.
+QUICK_LIMITS = DownloadLimits(connect_timeout=1.0, stall_timeout=2.0, min_rate=5_000, grace=0.3)
+
+
+def test_a_trickling_mirror_is_abandoned_and_skipped_for_the_other_files(
+    tmp_path, server, published
+):
+    spec = tiny_spec(published, [server.url + "trickle/", server.url + "good/"])
+    started = time.monotonic()
+    X, _ = load_mnist(tmp_path, dataset=spec, split="test", progress=False, limits=QUICK_LIMITS)
+    assert time.monotonic() - started < 3 and X.shape == (8, 28, 28)
+    # The images found it too slow; the labels never asked it again.
+    assert [r.split("/")[1] for r in server.requests] == ["trickle", "good", "good"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES[2:])
+
+
+def test_a_trickling_mirror_is_reported_honestly_and_leaves_nothing(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "trickle/"])
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False, limits=QUICK_LIMITS)
+    assert re.search(r"too slow: \d+ of \d+ bytes in 0\.\d s, under 5000 bytes/s", str(error.value))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_deadline_for_a_file_holds_even_at_a_steady_rate(tmp_path, server, published):
+    limits = DownloadLimits(connect_timeout=1.0, stall_timeout=2.0, min_rate=0, deadline=0.5)
+    spec = tiny_spec(published, [server.url + "trickle/"])
+    started = time.monotonic()
+    with pytest.raises(DatasetNotFoundError, match=r"past the 0.5 s deadline for this file"):
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False, limits=limits)
+    assert time.monotonic() - started < 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_headers_trickled_forever_are_cut_at_the_deadline(tmp_path, server, published):
+    # Each byte arrives well within the stall timeout, so only an overall deadline ends this.
+    limits = DownloadLimits(connect_timeout=1.0, stall_timeout=2.0, min_rate=5_000, deadline=1.0)
+    spec = tiny_spec(published, [server.url + "slow-headers/", server.url + "good/"])
+    started = time.monotonic()
+    X, _ = load_mnist(tmp_path, dataset=spec, split="test", progress=False, limits=limits)
+    assert time.monotonic() - started < 3 and X.shape == (8, 28, 28)
+    assert [r.split("/")[1] for r in server.requests] == ["slow-headers", "good", "good"]
+    only_slow = tiny_spec(published, [server.url + "slow-headers/"])
+    with pytest.raises(DatasetNotFoundError, match="no file data within the 1 s deadline"):
+        load_mnist(tmp_path / "other", dataset=only_slow, progress=False, limits=limits)
+    assert list((tmp_path / "other").iterdir()) == []
 
 
 def test_second_load_reads_the_cache_without_network(tmp_path, server, published):
@@ -331,6 +401,23 @@ def test_installed_package_uses_the_user_cache_and_says_so(tmp_path, monkeypatch
     assert capsys.readouterr().err.count(str(tmp_path / "cache" / "mnist_nn")) == 1
 
 
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_NN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # invalid per the XDG spec
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(datasets, "__file__", str(tmp_path / "site-packages" / "datasets.py"))
+    assert default_data_dir() == tmp_path / "home" / ".cache" / "mnist_nn"
+
+
+@pytest.mark.filterwarnings("ignore::mnist_nn.datasets.ChecksumWarning")  # tiny, not MNIST
+def test_a_test_file_too_small_to_split_says_how_many_images_it_holds(tmp_path):
+    arrays = tiny_arrays()
+    write_idx(tmp_path / UNZIPPED[2], arrays["test-images"][:1])
+    write_idx(tmp_path / UNZIPPED[3], arrays["test-labels"][:1])
+    with pytest.raises(ValueError, match="holds 1 image.s., too few to split .* t10k files"):
+        load_mnist_test_split(tmp_path, download=False)
+
+
 def test_fashion_lives_in_a_subfolder_unless_pointed_at_it(tmp_path):
     assert dataset_folder("fashion-mnist", tmp_path) == tmp_path / "fashion-mnist"
     debian_like = tmp_path / "datasets" / "fashion-mnist"
@@ -374,7 +461,7 @@ def test_mnist_test_split_uses_only_the_test_file(tmp_path):
     np.testing.assert_array_equal(again[0], X_train)
     other_seed = load_mnist_test_split(tmp_path, n_train=5, seed=4)[0][0]
     assert not np.array_equal(other_seed, X_train)
-    with pytest.raises(ValueError, match="n_train"):
+    with pytest.raises(ValueError, match=r"holds 8 images, so n_train .* between 1 and 7, got 8"):
         load_mnist_test_split(tmp_path, n_train=8)
     with pytest.raises(DatasetNotFoundError):
         load_mnist_test_split(tmp_path / "empty", download=False)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mnist_nn.activations import ReLU, Softmax
+from mnist_nn.conv import Conv2D, Flatten
 from mnist_nn.gradcheck import check_model
 from mnist_nn.layers import Dense, Dropout
 from mnist_nn.losses import SoftmaxCrossEntropy
@@ -214,3 +215,20 @@ def test_image_shape(sample_shape, expected):
 def test_image_shape_refuses_what_is_not_an_image(sample_shape):
     with pytest.raises(ValueError, match="cannot tell the image size"):
         image_shape(sample_shape)
+
+
+def test_conv_scratch_arrays_count_against_the_size_bound_and_size_the_chunks():
+    # 20 parameters and an 8 x 8 output, but a 200,008 x 200,008 zero-padded input per image.
+    conv = Conv2D(1, 2, 3, stride=28_572, padding=100_000)
+    with pytest.raises(ValueError, match=r"up to Conv2D\(.*scratch arrays would hold 40,003,"):
+        Model([conv, Flatten(), Dense(128, 10)], input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="input_shape must be sizes of at least 1"):
+        Model([Flatten(), Dense(784, 10)], input_shape=(-1, -784))
+    model = build_cnn()  # its second conv's im2col rows: 14 * 14 * 5 * 5 * 16 values per image
+    assert model.scratch[3] == 18 * 18 * 16 + 14 * 14 * 25 * 16
+    chunks = [len(Z) for _, Z in model._logit_chunks(np.zeros((300, 1, 28, 28), np.float32), None)]
+    assert chunks == [128, 128, 44]  # as many as before im2col was counted
+    kernel_11 = Model([Conv2D(1, 8, 11, padding=5), Flatten(), Dense(8 * 784, 10)], (1, 28, 28))
+    assert max(kernel_11.scratch) == 38 * 38 + 784 * 121
+    sizes = [len(Z) for _, Z in kernel_11._logit_chunks(np.zeros((300, 1, 28, 28)), None)]
+    assert sizes[0] == 8 * 2048 * 784 // (38 * 38 + 784 * 121)  # bounded by the im2col rows

@@ -3,6 +3,7 @@ writes, version-1 files, and clear refusals of damaged, tampered or foreign file
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tracemalloc
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 import mnist_nn
-from mnist_nn.activations import ReLU
-from mnist_nn.layers import Dense
+from mnist_nn.activations import LeakyReLU, ReLU
+from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
+from mnist_nn.layers import Dense, Dropout
 from mnist_nn.model import Model, build_mlp, build_model
 from mnist_nn.model_file import FORMAT_VERSION, ModelFileError, load_model, save_model
 from mnist_nn.settings import Settings
@@ -102,7 +104,7 @@ BAD_FILES = {
         lambda a: set_architecture(
             a, lambda arch: arch["layers"][0]["config"].update(n_inputs=10**7, n_outputs=10**7)
         ),
-        r"the architecture needs \(10000000, 10000000\)",
+        r"needs 100,000,010,000,090 parameters, more than the 200,000,000 a model file may hold",
     ),
     "config missing a size": (
         lambda a: set_architecture(a, lambda arch: arch["layers"][0]["config"].pop("n_outputs")),
@@ -225,3 +227,184 @@ def test_entry_points_and_error_type(tmp_path):
     path = tmp_path / "model.npz"
     assert build_mlp((8,)).save(path) == path  # Model.save writes the same file format
     assert_same_model(build_mlp((8,)), load_model(str(path)))
+
+
+def small_cnn() -> Model:
+    """A 4 KB model with every kind of layer that has a config: conv, pool, dropout, dense."""
+    layers = [Conv2D(1, 2, 3, padding=1), LeakyReLU(0.1), MaxPool2D(2), Flatten()]
+    return Model([*layers, Dropout(0.1), Dense(2 * 4 * 4, 3)], input_shape=(1, 8, 8))
+
+
+def npy_bytes(array: np.ndarray | None = None, header: dict | None = None, data=b"") -> bytes:
+    """An .npy member: an array's, or a hand-written header followed by `data`."""
+    buffer = io.BytesIO()
+    if array is not None:
+        np.save(buffer, array)
+    else:
+        np.lib.format.write_array_header_1_0(buffer, header)
+        buffer.write(data)
+    return buffer.getvalue()
+
+
+def replace_entry(path, name: str, content: bytes, compression=zipfile.ZIP_STORED) -> None:
+    """Rewrite the zip at `path` with entry `name` (e.g. "provenance.npy") set to `content`."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    entries[name] = content
+    with zipfile.ZipFile(path, "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data, compress_type=compression)
+
+
+def test_a_zip_bomb_entry_is_refused_before_it_is_inflated(tmp_path):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    zeros = npy_bytes(np.zeros(2**24, dtype=np.uint64))  # 128 MB that deflate to 128 KB
+    for name, message in [("provenance.npy", "inflates to"), ("extra.npy", "unexpected")]:
+        replace_entry(path, name, zeros, zipfile.ZIP_DEFLATED)
+        tracemalloc.start()
+        try:
+            with pytest.raises(ModelFileError, match=message):
+                load_model(path)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 2**20, f"load_model allocated up to {peak / 2**20:.0f} MB for {name}"
+        replace_entry(path, name, npy_bytes(np.array("{}")))
+        if name == "extra.npy":
+            with zipfile.ZipFile(path) as archive:
+                assert "extra.npy" in archive.namelist()
+
+
+def test_a_header_declaring_a_huge_array_is_refused_before_reading(tmp_path):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)}  # 4 TB
+    replace_entry(path, "param:layer0.W.npy", npy_bytes(header=header, data=b"\0" * 64))
+    with pytest.raises(ModelFileError, match=r"layer0.W has shape \(1000000, 1000000\)"):
+        load_model(path)
+
+
+def test_an_entry_shorter_than_its_header_says_is_refused(tmp_path):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    header = {"descr": "<f4", "fortran_order": False, "shape": (8,)}
+    replace_entry(path, "param:layer0.b.npy", npy_bytes(header=header, data=b"\0" * 16))
+    with pytest.raises(
+        ModelFileError,
+        match="'param:layer0.b' is 144 bytes by the zip directory, 160 by its .npy header",
+    ):
+        load_model(path)
+
+
+def test_integer_weights_and_unknown_npy_versions_are_refused(tmp_path):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    replace_entry(path, "param:layer0.b.npy", npy_bytes(np.zeros(8, dtype=np.int32)))
+    with pytest.raises(ModelFileError, match="layer0.b must hold floating-point numbers"):
+        load_model(path)
+    future_npy = bytearray(npy_bytes(np.zeros(8, dtype=np.float32)))
+    future_npy[6] = 9  # the major version byte after the magic string
+    replace_entry(path, "param:layer0.b.npy", bytes(future_npy))
+    with pytest.raises(ModelFileError, match="unknown .npy version 9"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ({"descr": "<U0", "shape": ()}, "itemsize cannot be zero"),
+        ({"descr": [("text", "O")], "shape": ()}, "holds Python objects"),  # inside a record
+        (
+            {"descr": "<U5", "shape": (-1,)},
+            "128 bytes by the zip directory, 108 by its .npy header",
+        ),
+    ],
+)
+def test_crafted_npy_headers_of_the_description_are_refused(tmp_path, header, message):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    replace_entry(path, "architecture.npy", npy_bytes(header={**header, "fortran_order": False}))
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
+def test_an_unsupported_zip_compression_method_is_a_model_file_error(tmp_path):
+    data = bytearray(build_mlp((8,)).save(tmp_path / "model.npz").read_bytes())
+    # The method field of the first local header (offset 8) and its central-directory entry
+    # (offset 10): 99 is AES encryption, which zipfile cannot read.
+    data[8] = 99
+    data[data.index(b"PK\x01\x02") + 10] = 99
+    path = tmp_path / "encrypted.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="truncated or corrupted"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "architecture, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),  # RecursionError in json
+        ('{"input_shape": [Infinity], "layers": []}', "description is unreadable"),
+        (
+            '{"input_shape": [784], "layers": [{"type": "Dense", "config": '
+            '{"n_inputs": Infinity, "n_outputs": 10}}]}',
+            r"layer 0 \(Dense\)",
+        ),
+        (
+            '{"input_shape": [-1, -784], "layers": [{"type": "Flatten", "config": {}}, {"type": '
+            '"Dense", "config": {"n_inputs": 784, "n_outputs": 10}}]}',
+            "input_shape must be",
+        ),
+    ],
+)
+def test_crafted_descriptions_are_model_file_errors(tmp_path, architecture, message):
+    path = Model([Flatten(), Dense(784, 10)], input_shape=(28, 28)).save(tmp_path / "model.npz")
+    rewrite(path, lambda a: a.update(architecture=np.array(architecture)))
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
+def test_provenance_that_is_not_json_is_refused(tmp_path):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    rewrite(path, lambda a: a.update(provenance=np.array("{oops")))
+    with pytest.raises(ModelFileError, match="'provenance' is not valid JSON"):
+        load_model(path)
+
+
+def test_a_future_version_says_to_upgrade(tmp_path):
+    path = build_mlp((8,)).save(tmp_path / "model.npz")
+    rewrite(path, lambda a: a.update(format_version=np.array(FORMAT_VERSION + 1)))
+    with pytest.raises(ModelFileError, match="a newer mnist_nn wrote it: upgrade mnist_nn"):
+        load_model(path)
+
+
+def test_a_conv_config_that_asks_for_huge_scratch_arrays_is_refused(tmp_path):
+    # 20 parameters, but padding 100,000 would zero-pad each 8x8 image to 200,008 x 200,008;
+    # the stride keeps the output 8 x 8, so the layers still fit together.
+    path = small_cnn().save(tmp_path / "model.npz")
+    huge = {"padding": 100_000, "stride": 28_572}
+    rewrite(
+        path, lambda a: set_architecture(a, lambda arch: arch["layers"][0]["config"].update(huge))
+    )
+    with pytest.raises(ModelFileError, match="scratch arrays would hold 40,003,200,832 values"):
+        load_model(path)
+
+
+def test_byte_flips_and_truncations_give_a_working_model_or_a_model_file_error(tmp_path):
+    model = small_cnn()
+    data = model.save(tmp_path / "model.npz").read_bytes()
+    X = np.random.default_rng(1).random((4, 1, 8, 8))
+    fuzz = np.random.default_rng(12)
+    path = tmp_path / "damaged.npz"
+    n_loaded = 0
+    for trial in range(1500):
+        position = int(fuzz.integers(len(data)))
+        if trial % 10 == 0:
+            damaged = data[:position]
+        else:
+            damaged = bytearray(data)
+            damaged[position] ^= int(fuzz.integers(1, 256))
+        path.write_bytes(bytes(damaged))
+        try:
+            loaded = load_model(path)
+        except ModelFileError:
+            continue
+        assert np.isfinite(loaded.predict_proba(X)).all(), f"trial {trial}, byte {position}"
+        n_loaded += 1
+    assert 0 < n_loaded < 1500  # some flips hit nothing that matters (e.g. a zip timestamp)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from mnist_nn.settings import FIELD_NAMES, Settings
+from mnist_nn.settings import FIELD_NAMES, Settings, env_flag
 
 NON_DEFAULT = [
     Settings(hidden_sizes=(32, 16), activation="tanh", dropout=0.25, n_epochs=3, seed=7),
@@ -114,3 +114,18 @@ def test_bad_values_raise_a_value_error_naming_the_setting(values, message):
         Settings(**values)
     with pytest.raises(ValueError, match=message):
         Settings().replace(**values)  # replace checks the copy as well
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " On "])
+def test_env_flag_accepts_the_usual_words_for_true(monkeypatch, value):
+    monkeypatch.setenv("MNIST_NN_QUICK", value)
+    assert env_flag("MNIST_NN_QUICK") is True
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "false", "no", "off", "2", "quick"])
+def test_env_flag_is_false_otherwise(monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv("MNIST_NN_QUICK", raising=False)
+    else:
+        monkeypatch.setenv("MNIST_NN_QUICK", value)
+    assert env_flag("MNIST_NN_QUICK") is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from mnist_nn.synthetic import load_synthetic
 from mnist_nn.train import (
     HISTORY_KEYS,
     History,
+    LearningRateWarning,
     TrainingDivergedError,
     TrainingInterrupted,
     build_and_fit,
@@ -492,3 +494,28 @@ def test_an_outlier_in_standardised_inputs_is_named_not_blamed_on_the_learning_r
 def test_float_counts_and_a_lone_validation_array_get_clear_errors(changes, words):
     with pytest.raises(ValueError, match=words):
         fit(build_mlp((8,)), IMAGES, LABELS, progress=False, **changes)
+
+
+@pytest.mark.parametrize(
+    "optimizer, learning_rate, words",
+    [("sgd", 1e-7, "may be too low; try 1e-06"), ("sgd", 10.0, "may be too high; try 1")],
+)
+def test_a_loss_that_did_not_fall_in_the_first_epoch_warns_about_the_learning_rate(
+    optimizer, learning_rate, words
+):
+    (X, y), _ = load_synthetic(n_train=640, n_test=10)  # 20 batches of 32
+    with pytest.warns(LearningRateWarning, match="did not fall in the first epoch") as caught:
+        fit(build_mlp((16,)), X, y, optimizer=optimizer, learning_rate=learning_rate,
+            batch_size=32, n_epochs=2, progress=False)  # fmt: skip
+    assert len(caught) == 1 and words in str(caught[0].message)
+    assert caught[0].filename == __file__  # points at the call of fit
+
+
+def test_no_learning_rate_warning_when_the_loss_falls_or_there_are_few_batches():
+    (X, y), _ = load_synthetic(n_train=640, n_test=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LearningRateWarning)
+        fit(build_mlp((16,)), X, y, learning_rate=1e-3, batch_size=32, n_epochs=1, progress=False)
+        # 19 batches are too few to judge, even at a learning rate that learns nothing.
+        fit(build_mlp((16,)), X[:608], y[:608], optimizer="sgd", learning_rate=1e-7,
+            batch_size=32, n_epochs=1, progress=False)  # fmt: skip
