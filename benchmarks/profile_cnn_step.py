@@ -34,7 +34,7 @@ OPERATIONS = [
     (conv.Conv2D, "forward", "conv forward: GEMM + bias"),
     (conv, "col2im", "col2im (window adds)"),
     (conv, "col2im_products", "conv dX: per-offset GEMMs + col2im adds"),
-    (conv.Conv2D, "backward", "conv backward: GEMMs dW, dX + db"),
+    (conv.Conv2D, "backward", "conv backward: GEMM dW, db (+ dX GEMMs before)"),
     (activations.ReLU, "forward", "ReLU forward"),
     (activations.ReLU, "backward", "ReLU backward"),
     (conv.MaxPool2D, "forward", "max-pool forward"),
