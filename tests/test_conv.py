@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from mnist_nn.activations import ReLU
-from mnist_nn.conv import Conv2D, Flatten, MaxPool2D, col2im, conv2d_forward_loops, im2col
+from mnist_nn.conv import (
+    Conv2D,
+    Flatten,
+    MaxPool2D,
+    col2im,
+    col2im_products,
+    conv2d_forward_loops,
+    im2col,
+)
 from mnist_nn.gradcheck import check_layer, check_model
 from mnist_nn.layers import LAYER_TYPES, Dense
 from mnist_nn.model import Model, build_cnn
@@ -100,6 +108,36 @@ def test_col2im_is_the_adjoint_of_im2col(stride):
     G = rng.standard_normal(cols.shape)
     G_offsets = G.reshape(len(G), 9, 3).transpose(1, 0, 2)  # (K*K, N*OH*OW, C)
     assert np.isclose(np.vdot(cols, G), np.vdot(X, col2im(G_offsets, X.shape, 3, stride)))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_col2im_products_equals_col2im_of_all_products(stride):
+    # The backward pass adds each kernel offset's product at once; col2im adds them all after.
+    input_shape, K, F, C = (2, 7, 8, 3), 3, 4, 3
+    OH, OW = (7 - K) // stride + 1, (8 - K) // stride + 1
+    dZ = rng.standard_normal((2 * OH * OW, F))
+    W_offsets = rng.standard_normal((K * K, F, C))
+    expected = col2im(np.matmul(dZ, W_offsets), input_shape, K, stride)
+    np.testing.assert_allclose(
+        col2im_products(dZ, W_offsets, input_shape, K, stride), expected, rtol=0, atol=1e-12
+    )
+    block = np.full(len(dZ) * C, np.nan)  # a reused buffer's old contents never leak in
+    np.testing.assert_allclose(
+        col2im_products(dZ, W_offsets, input_shape, K, stride, block), expected, atol=1e-12
+    )
+
+
+def test_seeded_cnn_training_is_bit_identical():
+    (X, y), _ = load_synthetic(n_train=96, n_test=1, seed=5)
+    runs = []
+    for _ in range(2):
+        model = build_cnn(n_filters=(4, 8), seed=3)
+        history = fit(model, X, y, n_epochs=2, batch_size=32, optimizer="adam", seed=4,
+                      n_threads=1, progress=False)  # fmt: skip
+        runs.append(([param.copy() for param, _ in model.parameters()], history["train_loss"]))
+    (first, first_losses), (second, second_losses) = runs
+    assert first_losses == second_losses
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
 @pytest.mark.parametrize("stride, padding", CONV_CASES)
