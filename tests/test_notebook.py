@@ -57,7 +57,7 @@ def test_notebook_runs_top_to_bottom_in_quick_mode(tmp_path, monkeypatch):
     }
     (kernel_dir / "kernel.json").write_text(json.dumps(spec))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("MNIST_NN_QUICK", "1")
+    monkeypatch.setenv("MNIST_NN_QUICK", "true")  # any of 1, true, yes, on
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # where quick mode saves its model
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.delenv("MNIST_NN_DATASET", raising=False)
