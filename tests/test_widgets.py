@@ -169,6 +169,10 @@ def test_the_playground_trains_what_its_widgets_say(playground):
     second = playground.train()
     assert second["run"] == 2 and second["optimizer"] == "sgd" and second["learning_rate"] == "0.1"
     assert playground.table.value.count("<tr>") == 3  # the header and two runs
+    assert second["images"] == "1,000"
+    playground.controls["optimizer"].value = "adam"
+    playground.n_train.value = 500
+    assert playground.train()["images"] == "500"
     assert bytes(playground.curves.value).startswith(b"\x89PNG")
 
 
