@@ -219,6 +219,10 @@ def machine_info() -> dict:
     }
 
 
+class BenchmarkFailed(RuntimeError):
+    """A timed run's worker process failed (e.g. PyTorch is installed but broken)."""
+
+
 def _run_worker(framework: str, case: BenchCase, n_epochs: int, data_path: Path) -> dict:
     """Train in a fresh process, so each framework's peak memory is its own."""
     package_root = str(Path(__file__).resolve().parent.parent)
@@ -238,7 +242,13 @@ def _run_worker(framework: str, case: BenchCase, n_epochs: int, data_path: Path)
     )
     if completed.returncode != 0:
         last_line = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"the {framework} benchmark run failed: {last_line}")
+        advice = ""
+        if framework == "pytorch":  # installed, but broken: not ours to fix, and not needed
+            advice = (
+                "; PyTorch is installed but does not work here: pass --no-torch to time "
+                "mnist_nn alone"
+            )
+        raise BenchmarkFailed(f"the {framework} benchmark run failed: {last_line}{advice}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 

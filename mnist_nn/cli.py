@@ -486,6 +486,10 @@ def format_confusion_matrix(C: np.ndarray) -> str:
 def run_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     names = model.class_names()
+    if args.debug_dir is not None:  # before any image: a file in the way stops them all
+        from mnist_nn.files import make_folder
+
+        make_folder(args.debug_dir, "--debug-dir")
     failed = 0
     for path in args.images:
         try:
@@ -513,7 +517,6 @@ def _prepared_digit(path: Path, debug_dir: Path | None) -> np.ndarray:
     if debug_dir is not None:
         from mnist_nn.plots import plot_digit_steps
 
-        debug_dir.mkdir(parents=True, exist_ok=True)
         picture = debug_dir / f"{path.stem}-prepared.png"
         plot_digit_steps(image, steps, title=str(path)).savefig(picture, dpi=80)
         print(f"{path}: the steps are in {picture}")
@@ -521,6 +524,9 @@ def _prepared_digit(path: Path, debug_dir: Path | None) -> np.ndarray:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from mnist_nn.bench import run
+    from mnist_nn.bench import BenchmarkFailed, run
 
-    return run(args)
+    try:
+        return run(args)
+    except BenchmarkFailed as error:
+        raise CommandError(str(error)) from None

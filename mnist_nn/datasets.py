@@ -30,7 +30,7 @@ import requests.adapters
 import urllib3
 from tqdm import tqdm
 
-from mnist_nn.files import atomic_write, remove_stale_temporaries
+from mnist_nn.files import atomic_write, make_folder, remove_stale_temporaries
 from mnist_nn.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, idx_header, read_idx
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -420,7 +420,7 @@ def _download(
 ) -> Path:
     """Fetch ``remote`` from the first mirror that delivers the right bytes. ``down`` maps the
     mirrors found unusable earlier in this run to the reason; they are not tried again."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "the data folder")
     failures = []
     for base_url in spec.mirrors:
         url = base_url + remote.name
@@ -635,12 +635,13 @@ def _causes(error: BaseException) -> list[BaseException]:
     found, pending = [], [error]
     while pending:
         current = pending.pop()
-        if current is None or any(current is seen for seen in found):
+        # ``reason`` is not always an exception: the ssl module's is a string
+        if not isinstance(current, BaseException) or any(current is seen for seen in found):
             continue
         found.append(current)
         pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
         pending += [arg for arg in current.args if isinstance(arg, BaseException)]
-    return [cause for cause in found if isinstance(cause, BaseException)]
+    return found
 
 
 def _timed_out(error, transfer: _Transfer, limits: DownloadLimits) -> _MirrorFailed:

@@ -1,5 +1,6 @@
-"""Writing a file so that it is either complete or absent (atomic_write), and removing the
-temporary files that a killed process left behind (remove_stale_temporaries)."""
+"""Writing a file so that it is either complete or absent (atomic_write), removing the
+temporary files that a killed process left behind (remove_stale_temporaries), and making a
+folder where a file may stand in the way (make_folder)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,22 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def make_folder(folder: str | os.PathLike, what: str = "the folder") -> Path:
+    """Create `folder` and its parents if needed (as mkdir -p). A file standing where it or
+    one of its parents should be is named in a NotADirectoryError, not a bare "File exists"."""
+    folder = Path(folder)
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise NotADirectoryError(
+                    f"{candidate} is a file, not a folder, so {what} {folder} cannot be "
+                    "made there; move that file or choose another folder"
+                )
+            break
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def current_umask() -> int:

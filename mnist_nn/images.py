@@ -79,16 +79,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}; check the path")
     try:
-        with warnings.catch_warnings(), Image.open(path) as picture:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
-            _check_pixel_count(path, picture.size)
-            picture.draft(picture.mode, (READ_SIDE, READ_SIDE))  # JPEG: decode smaller
-            picture.load()
-            if max(picture.size) > READ_SIDE:
-                picture.thumbnail((READ_SIDE, READ_SIDE), Image.Resampling.BOX)
-            # Palette images become RGBA, black-and-white (1-bit) ones 8-bit gray.
-            conversions = {"P": "RGBA", "1": "L", "CMYK": "RGB"}
-            return np.asarray(picture.convert(conversions.get(picture.mode, picture.mode)))
+        with warnings.catch_warnings():
+            # Image.open already warns of a large picture; the pixel count is checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                _check_pixel_count(path, picture.size)
+                picture.draft(picture.mode, (READ_SIDE, READ_SIDE))  # JPEG: decode smaller
+                picture.load()
+                if max(picture.size) > READ_SIDE:
+                    picture.thumbnail((READ_SIDE, READ_SIDE), Image.Resampling.BOX)
+                # Palette images become RGBA, black-and-white (1-bit) ones 8-bit gray.
+                conversions = {"P": "RGBA", "1": "L", "CMYK": "RGB"}
+                return np.asarray(picture.convert(conversions.get(picture.mode, picture.mode)))
     except Image.DecompressionBombError:  # raised by Pillow from the header, before decoding
         raise ValueError(
             f"{path}: the picture has more than {MAX_FILE_PIXELS:,} pixels; save a smaller copy "

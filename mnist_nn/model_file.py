@@ -17,7 +17,7 @@ from typing import IO
 
 import numpy as np
 
-from mnist_nn.files import atomic_write
+from mnist_nn.files import atomic_write, remove_stale_temporaries
 from mnist_nn.layers import LAYER_TYPES, MAX_LAYER_PARAMETERS, Layer
 from mnist_nn.model import Model
 from mnist_nn.settings import Settings
@@ -62,6 +62,7 @@ def save_model(model: Model, path: str | os.PathLike) -> Path:
     if model.train_fingerprint is not None:
         arrays["train_fingerprint"] = np.asarray(model.train_fingerprint, dtype=np.uint64)
     arrays.update({f"param:{name}": p for name, p in model.named_parameters().items()})
+    remove_stale_temporaries(path.parent)  # left by a save that was killed mid-write
     with atomic_write(path) as file:
         np.savez(file, **arrays)
     return path

@@ -329,6 +329,17 @@ def test_bench_tiny_mode_writes_json(tmp_path, capsys):
     assert "| 784-128-64-10 momentum b128 |" in out
 
 
+def test_bench_with_a_broken_torch_says_so_and_how_to_skip_it(tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "site" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise OSError("libtorch_cpu.so: cannot open")\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))  # found by the parent ...
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))  # ... imported by the worker
+    code, _, err = run_main(["bench", "--tiny", "--json", str(tmp_path / "b.json")], capsys)
+    assert_one_line_error(code, err, "libtorch_cpu.so: cannot open", "--no-torch")
+    assert "please report" not in err
+
+
 def test_bench_flop_count_matches_the_layer_products():
     from mnist_nn.bench import BenchCase
 
@@ -453,6 +464,20 @@ def test_predict_debug_dir_shows_what_the_network_saw(trained, tmp_path, capsys)
     assert code == 0 and out.count("%") == 6
     for image in images:
         assert (tmp_path / "seen" / f"{image.stem}-prepared.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("command", ["download", "predict"])
+def test_a_file_where_a_folder_is_expected_is_named(command, trained, tmp_path, capsys):
+    in_the_way = tmp_path / "in-the-way"
+    in_the_way.write_text("a file, not a folder")
+    if command == "download":
+        args = ["download", "--data-dir", str(in_the_way / "data")]
+    else:
+        image = str(EXAMPLES / "digit-3.png")
+        args = ["predict", str(trained), image, "--debug-dir", str(in_the_way)]
+    code, out, err = run_main(args, capsys)
+    assert_one_line_error(code, err, f"{in_the_way} is a file, not a folder")
+    assert "File exists" not in err and "Not a directory" not in err
 
 
 def test_predict_names_the_file_when_an_image_is_blank_and_goes_on(trained, tmp_path, capsys):

@@ -474,3 +474,22 @@ def test_class_names_say_what_the_labels_stand_for():
     assert (fashion[0], fashion[9]) == ("T-shirt/top", "Ankle boot")
     with pytest.raises(ValueError, match="unknown data set 'kmnist'"):
         class_names("kmnist")
+
+
+def test_a_rejected_tls_certificate_is_named_not_a_crash():
+    # The ssl module's errors carry a *string* in .reason; requests wraps them as below.
+    import ssl
+
+    import requests
+    import urllib3
+
+    cert_error = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] failed")
+    cert_error.reason = "CERTIFICATE_VERIFY_FAILED"
+    cert_error.verify_message = "self-signed certificate"
+    url = "https://127.0.0.1:1/t10k-labels-idx1-ubyte.gz"
+    wrapped = urllib3.exceptions.MaxRetryError(
+        None, url, reason=urllib3.exceptions.SSLError(cert_error)
+    )
+    error = requests.exceptions.SSLError(wrapped)
+    explained = datasets._explain(error, datasets._Transfer(10), DownloadLimits())
+    assert str(explained) == "TLS certificate not accepted (self-signed certificate)"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mnist_nn.files import atomic_write, current_umask, remove_stale_temporaries
+from mnist_nn.files import atomic_write, current_umask, make_folder, remove_stale_temporaries
 
 
 def test_writes_the_file_and_leaves_nothing_else(tmp_path):
@@ -91,3 +91,12 @@ def test_a_write_under_way_is_not_stale(tmp_path):
         file.write(b"half")
         assert remove_stale_temporaries(tmp_path) == 0
     assert (tmp_path / "data.bin").read_bytes() == b"half"
+
+
+def test_make_folder_names_a_file_standing_in_the_way(tmp_path):
+    assert make_folder(tmp_path / "a" / "b").is_dir()
+    assert make_folder(tmp_path / "a" / "b").is_dir()  # already there: fine
+    (tmp_path / "file").write_text("x")
+    for folder in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(NotADirectoryError, match="file is a file, not a folder"):
+            make_folder(folder, "the data folder")

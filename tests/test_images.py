@@ -347,6 +347,23 @@ def test_a_huge_picture_is_refused_from_its_header_naming_the_file(tmp_path):
         load_digit_image(bomb)
 
 
+def test_a_picture_past_pillows_warning_size_is_refused_without_its_warning(tmp_path, monkeypatch):
+    import warnings
+
+    from mnist_nn import images
+
+    # As a 10000x10000 PNG against the real limits: Pillow warns at open, we refuse.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    monkeypatch.setattr(images, "MAX_FILE_PIXELS", 1_000)
+    big = tmp_path / "big.png"
+    Image.new("L", (40, 40), 255).save(big)  # 1,600 pixels: over the limit, under twice it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="big.png: the picture is 40x40 pixels"):
+            read_image(big)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_a_large_photo_is_shrunk_while_read(tmp_path):
     from mnist_nn.images import READ_SIDE, read_image
 

@@ -62,6 +62,16 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
 
 
+def test_a_save_removes_what_a_killed_save_left_behind(tmp_path):
+    orphan = tmp_path / ".model.npz.k2j4_x9a.tmp"  # a save killed mid-write, long ago
+    orphan.write_bytes(b"partial")
+    os.utime(orphan, (0, 0))
+    recent = tmp_path / ".other.npz.abcd1234.tmp"  # perhaps another save, still running
+    recent.write_bytes(b"partial")
+    build_mlp((8,)).save(tmp_path / "model.npz")
+    assert sorted(os.listdir(tmp_path)) == [recent.name, "model.npz"]
+
+
 def rewrite(path, change):
     """Load the raw arrays of a saved model, change them, write them back."""
     with np.load(path, allow_pickle=False) as archive:
