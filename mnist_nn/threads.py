@@ -31,19 +31,27 @@ def available_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _blas_threads_now(controller: ThreadpoolController) -> int:
+    """The most threads any loaded BLAS may use now (all cores when nothing limits them)."""
+    libraries = controller.select(user_api="blas").lib_controllers
+    return max((library.num_threads for library in libraries), default=available_cores())
+
+
 class ThreadChooser:
     """Sets BLAS's thread count around each training step.
 
     n_threads: a fixed count, or None to choose: the first steps alternate between one thread
     and all cores, STEPS_PER_CHOICE timed steps each, and the faster median wins. After an epoch
     that ran SLOWDOWN_TO_RECHECK times slower per batch than the best so far, the next epoch's
-    first steps measure again, as they do every RECHECK_EVERY epochs.
+    first steps measure again, as they do every RECHECK_EVERY epochs. "All cores" is no more
+    than BLAS may use when fit starts: threadpool_limits(1) around fit, as in the notebook,
+    keeps it at one thread, so results repeat exactly.
     """
 
     def __init__(self, n_threads: int | None, work_per_step: float) -> None:
         self.controller = ThreadpoolController()
         self.fixed = n_threads is not None
-        most = available_cores()
+        most = min(available_cores(), _blas_threads_now(self.controller))
         self.candidates = [1] if most == 1 or work_per_step < MIN_WORK_TO_MEASURE else [1, most]
         self.current = n_threads if self.fixed else self.candidates[0]
         self.timings: dict[int, list[float]] = {}

@@ -4,7 +4,7 @@ count wins, and a slowdown (or time) brings a new measurement."""
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from mnist_nn import threads
 from mnist_nn.model import build_mlp
@@ -16,6 +16,19 @@ BIG_WORK = 10 * threads.MIN_WORK_TO_MEASURE
 
 def blas_threads() -> set[int]:
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def two_cores(monkeypatch) -> None:
+    """Pretend to run on two cores with BLAS free to use both, whatever this machine has."""
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_blas_threads_now", lambda controller: 2)
+
+
+def test_a_limit_set_around_fit_is_kept(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    with threadpool_limits(1):  # as the notebook does
+        chooser = ThreadChooser(n_threads=None, work_per_step=BIG_WORK)
+    assert chooser.candidates == [1] and not chooser.measuring
 
 
 def test_a_fixed_count_is_used_during_each_step():
@@ -31,7 +44,7 @@ def test_small_steps_run_on_one_thread_without_measuring():
 
 
 def test_the_faster_count_wins(monkeypatch):
-    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    two_cores(monkeypatch)
     chooser = ThreadChooser(n_threads=None, work_per_step=BIG_WORK)
     assert chooser.measuring and chooser.candidates == [1, 2]
     seconds = {1: 0.030, 2: 0.010}  # as on a quiet machine: two threads three times faster
@@ -41,7 +54,7 @@ def test_the_faster_count_wins(monkeypatch):
 
 
 def test_a_slow_epoch_or_time_brings_a_new_measurement(monkeypatch):
-    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    two_cores(monkeypatch)
     chooser = ThreadChooser(n_threads=None, work_per_step=BIG_WORK)
     chooser.measuring = False
     chooser.epoch_done(0.010)
