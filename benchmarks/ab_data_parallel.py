@@ -41,6 +41,7 @@ def check_gradients(build, X, y) -> float:
     expected = [grad.copy() for _, grad in net.parameters()]
     split = SplitStep(net)
     split.forward_backward(X, y)
+    split.close()
     worst = 0.0
     for want, (_, got) in zip(expected, net.parameters(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
@@ -80,6 +81,7 @@ def compare(name: str, build, X_all, y_all, args) -> None:
         order = WAYS if repeat % 2 == 0 else WAYS[::-1]  # alternated, and each way first once
         for way in order:
             times[way].append(1e3 * time_block(way, net, split, optimizer, batches))
+    split.close()
     medians = {way: statistics.median(times[way]) for way in WAYS}
     best_today = min(medians[WAYS[0]], medians[WAYS[1]])
     print(f"{name}: gradients split vs full batch, max relative difference {error:.1e}")

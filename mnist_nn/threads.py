@@ -24,7 +24,7 @@ STEPS_PER_CHOICE = 4  # timed steps for each candidate count, alternated
 SLOWDOWN_TO_RECHECK = 1.5  # an epoch this much slower per batch than the best one: measure again
 RECHECK_EVERY = 4  # epochs; the machine may have become quiet (or busy) since the last choice
 # The candidate "split the batch": one slice per core, each in its own thread on one BLAS thread
-# (parallel.SplitStep). 1.4x faster than two BLAS threads for build_cnn on a quiet two-core
+# (parallel.SplitStep). 1.1-1.4x faster than two BLAS threads for build_cnn on a quiet two-core
 # machine, 2x slower for the small default MLP, whose steps are too short to share out.
 SPLIT = "split"
 

@@ -130,9 +130,8 @@ def fit(
     """Train `model` on images X (uint8 or scaled floats) and labels y (0..C-1), in place.
 
     settings: a Settings (default: the model's own, from build_mlp, build_cnn or build_model);
-        keyword arguments change it, e.g. fit(model, X, y, n_epochs=5, learning_rate=1e-3).
-        fit uses the training settings; the network settings are taken from the model as it
-        is. The result is recorded in history.settings and model.settings.
+        keyword arguments change it, e.g. fit(model, X, y, n_epochs=5, learning_rate=1e-3);
+        the network settings come from the model. Recorded in history.settings, model.settings.
     validation_data: (X_val, y_val), evaluated after every epoch with dropout off. Then the model
         ends at its best epoch (lowest validation loss), and patience can stop training early.
     progress: a tqdm bar. on_epoch_end(row) and on_batch_end({epoch, batch, n_batches, loss}),
@@ -162,6 +161,7 @@ def fit(
         raise TrainingInterrupted(run.history) from None
     finally:
         bar.close()
+        run.close()
     run.keep_best()
     _remember_best_epoch(model, run.history)
     return run.history
@@ -421,6 +421,11 @@ class _Run:
         stop = patience is not None and self.epochs_without_improvement >= patience
         self.history.stopped_early = stop and len(self.history) < self.settings.n_epochs
         return stop
+
+    def close(self) -> None:
+        """End the split step's threads, if it was made."""
+        if self.split_step is not None:
+            self.split_step.close()
 
     def keep_best(self) -> None:
         """End at the best epoch's weights (the start weights if no epoch finished)."""

@@ -43,7 +43,9 @@ def test_the_split_gradients_equal_the_whole_batch_gradients(network, n_images):
     expected = full_batch_gradients(model, X, y)
     Z_expected = model.forward(X)
     loss_expected = model.loss_function.forward(Z_expected, y)
-    Z, loss = SplitStep(model, n_parts=2).forward_backward(X, y)
+    split = SplitStep(model, n_parts=2)
+    Z, loss = split.forward_backward(X, y)
+    split.close()
     np.testing.assert_allclose(Z, Z_expected, rtol=1e-12)
     assert loss == pytest.approx(loss_expected, rel=1e-12)
     for want, (_, got) in zip(expected, model.parameters(), strict=True):
