@@ -53,8 +53,9 @@ class Settings:
     seed: int = _knob(0, "drives the initial weights, dropout and the shuffling")
     n_threads: int | None = _knob(
         None,
-        "threads for the matrix products (default: fit times one and all cores and picks the "
-        "faster; results repeat exactly for the same count)",
+        "threads for the matrix products (default: fit times one thread, all cores, and each "
+        "batch split over the cores, and picks the fastest; results repeat exactly for the "
+        "same choice)",
     )
     augment: str = _knob(
         "none",

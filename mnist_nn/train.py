@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 from mnist_nn.augment import make_augmenter
 from mnist_nn.model import Model, build_model
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
+from mnist_nn.parallel import SplitStep
 from mnist_nn.preprocess import minibatch_indices
 from mnist_nn.provenance import fingerprint
 from mnist_nn.settings import NETWORK_FIELDS, Settings
-from mnist_nn.threads import ThreadChooser
+from mnist_nn.threads import SPLIT, ThreadChooser
 from mnist_nn.validation import check_images, check_labels
 
 HISTORY_KEYS = (
@@ -129,9 +130,8 @@ def fit(
     """Train `model` on images X (uint8 or scaled floats) and labels y (0..C-1), in place.
 
     settings: a Settings (default: the model's own, from build_mlp, build_cnn or build_model);
-        keyword arguments change it, e.g. fit(model, X, y, n_epochs=5, learning_rate=1e-3).
-        fit uses the training settings; the network settings are taken from the model as it
-        is. The result is recorded in history.settings and model.settings.
+        keyword arguments change it, e.g. fit(model, X, y, n_epochs=5, learning_rate=1e-3);
+        the network settings come from the model. Recorded in history.settings, model.settings.
     validation_data: (X_val, y_val), evaluated after every epoch with dropout off. Then the model
         ends at its best epoch (lowest validation loss), and patience can stop training early.
     progress: a tqdm bar. on_epoch_end(row) and on_batch_end({epoch, batch, n_batches, loss}),
@@ -161,6 +161,7 @@ def fit(
         raise TrainingInterrupted(run.history) from None
     finally:
         bar.close()
+        run.close()
     run.keep_best()
     _remember_best_epoch(model, run.history)
     return run.history
@@ -279,7 +280,8 @@ class _Run:
         self.epochs_without_improvement = 0
         self.first_loss: float | None = None
         work_per_step = 3 * sum(self.model.multiply_adds_per_sample()) * settings.batch_size
-        self.threads = ThreadChooser(settings.n_threads, work_per_step)
+        self.threads = ThreadChooser(settings.n_threads, work_per_step, can_split=True)
+        self.split_step: SplitStep | None = None  # made at the first split step
 
     def epoch(self, epoch: int, bar: tqdm) -> dict:
         """Train one epoch, validate, and record the row in the history."""
@@ -309,8 +311,8 @@ class _Run:
         # with a clearer message than NumPy's.
         with np.errstate(over="ignore", invalid="ignore"):
             for batch, index in enumerate(batches, start=1):
-                with self.threads.step():
-                    loss, correct, penalty = self._step(epoch, batch, index)
+                with self.threads.step() as choice:
+                    loss, correct, penalty = self._step(epoch, batch, index, choice == SPLIT)
                 loss_sum, n_correct = loss_sum + loss * len(index), n_correct + correct
                 bar.update()
                 if self.on_batch_end is not None:
@@ -324,15 +326,23 @@ class _Run:
             "l2_penalty": penalty,  # (lambda / 2) sum W^2 at the epoch's last step
         }
 
-    def _step(self, epoch: int, batch: int, index: np.ndarray) -> tuple[float, int, float]:
-        """Forward, loss, backward, weight decay and one optimizer step on one batch."""
-        model, loss_function = self.model, self.model.loss_function
+    def _step(
+        self, epoch: int, batch: int, index: np.ndarray, split: bool
+    ) -> tuple[float, int, float]:
+        """Forward, loss, backward (split over the cores, or not), weight decay and one optimizer
+        step on one batch."""
+        model = self.model
         X_batch = model.prepare_input(self.augment(self.X[index]))  # (B, *input_shape)
         y_batch = self.y[index]  # (B,)
-        Z = model.forward(X_batch, training=True)  # (B, C)
-        loss = loss_function.forward(Z, y_batch)
+        if split:
+            if self.split_step is None:
+                self.split_step = SplitStep(model, self.threads.most)
+            Z, loss = self.split_step.forward_backward(X_batch, y_batch)  # Z (B, C)
+        else:
+            Z = model.forward(X_batch, training=True)  # (B, C)
+            loss = model.loss_function.forward(Z, y_batch)
+            model.backward(model.loss_function.backward())
         self._check_loss(epoch, batch, loss)
-        model.backward(loss_function.backward())
         penalty = model.apply_weight_decay(self.settings.weight_decay)
         if not _all_finite(grad for _, grad in model.parameters()):
             self._diverged(epoch, batch, "a gradient became NaN or inf")
@@ -411,6 +421,11 @@ class _Run:
         stop = patience is not None and self.epochs_without_improvement >= patience
         self.history.stopped_early = stop and len(self.history) < self.settings.n_epochs
         return stop
+
+    def close(self) -> None:
+        """End the split step's threads, if it was made."""
+        if self.split_step is not None:
+            self.split_step.close()
 
     def keep_best(self) -> None:
         """End at the best epoch's weights (the start weights if no epoch finished)."""

@@ -40,6 +40,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as until  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
+NOTEBOOK_CELL = (By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")
+
 
 def _browser_paths() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -162,10 +164,8 @@ def screenshots(tmp_path) -> Path:
 def test_a_learner_runs_the_notebook_draws_a_digit_and_trains(server, browser, screenshots):
     browser.get(f"{server['url']}/{APPS[server['app']]}/{NOTEBOOK}?token={server['token']}")
     wait = WebDriverWait(browser, PATIENCE)
-    wait.until(until.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
-    _wait_for_idle_kernel(browser)
-    _restart_and_run_all(browser, wait)
-    _wait_for_every_cell(browser, screenshots)
+    wait.until(until.presence_of_element_located(NOTEBOOK_CELL))
+    _run_all_cells(browser, server, wait, screenshots)
     browser.save_screenshot(str(screenshots / f"{server['app']}-1-ran-all-cells.png"))
     # Jupyter logs errors of its own while loading and restarting (e.g. "Canceled future for
     # kernel_info_request"); until here only our widgets' are counted, from here on all.
@@ -186,13 +186,45 @@ def test_a_learner_runs_the_notebook_draws_a_digit_and_trains(server, browser, s
     _check_no_javascript_errors(browser)
 
 
-def _wait_for_idle_kernel(browser) -> None:
-    WebDriverWait(browser, PATIENCE).until(
-        lambda page: page.execute_script(
+def _run_all_cells(browser, server, wait, screenshots: Path) -> None:
+    """Kernel -> Restart Kernel and Run All Cells, once the page's kernel is idle. A restart
+    asked for while the first kernel is still starting can hang in "Starting" (seen with
+    JupyterLab): then, after a while with no cell run, the page is reloaded and asked again."""
+    for attempt in (1, 2):
+        if attempt == 2:
+            browser.refresh()
+            wait.until(until.presence_of_element_located(NOTEBOOK_CELL))
+        _wait_for_idle_kernel(browser, server)
+        _restart_and_run_all(browser, wait)
+        if _some_cell_ran_within(browser, seconds=90):
+            return _wait_for_every_cell(browser, screenshots)
+        browser.save_screenshot(str(screenshots / f"{server['app']}-no-cell-ran-{attempt}.png"))
+    pytest.fail("Restart Kernel and Run All Cells ran no cell, twice")
+
+
+def _wait_for_idle_kernel(browser, server) -> None:
+    """The page shows an idle kernel and the server agrees (its kernel is started and idle)."""
+    headers = {"Authorization": f"token {server['token']}"}
+
+    def idle(page) -> bool:
+        shown = page.execute_script(
             "const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
             "return s !== null && s.getAttribute('data-status') === 'idle';"
         )
-    )
+        kernels = requests.get(f"{server['url']}/api/kernels", headers=headers, timeout=5).json()
+        return shown and bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
+
+    WebDriverWait(browser, PATIENCE).until(idle)
+    time.sleep(1)  # let the page finish connecting to it
+
+
+def _some_cell_ran_within(browser, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(re.fullmatch(r"\[\d+\]:", prompt) for prompt in _prompts(browser)):
+            return True
+        time.sleep(1)
+    return False
 
 
 def _click_text(browser, selector: str, text: str):
