@@ -352,9 +352,12 @@ class _Run:
     def _check_last_step(self, epoch: int, batch: int, index: np.ndarray) -> None:
         # Each step is checked by the next batch's loss; the epoch's last step is checked here,
         # on its own batch, so an epoch never hands on weights that give NaN.
+        self._check_loss(epoch, batch, self._loss_on(index), " after the epoch's last step")
+
+    def _loss_on(self, index: np.ndarray | slice) -> float:
+        """The mean loss on the training images at `index`, dropout off, weights unchanged."""
         Z = self.model.forward(self.model.prepare_input(self.X[index]))
-        loss = self.model.loss_function.forward(Z, self.y[index])
-        self._check_loss(epoch, batch, loss, " after the epoch's last step")
+        return self.model.loss_function.forward(Z, self.y[index])
 
     def _check_loss(
         self, epoch: int, batch: int, loss: float, when: str = "", name: str = "the loss"
@@ -371,10 +374,8 @@ class _Run:
     def _probe_loss(self) -> float:
         """The loss on the first batch_size training images, dropout off: the same images
         before and after the first epoch, so the two losses compare like with like."""
-        n = self.settings.batch_size
         with np.errstate(over="ignore", invalid="ignore"), self.threads.step(measure=False):
-            Z = self.model.forward(self.model.prepare_input(self.X[:n]))
-            return self.model.loss_function.forward(Z, self.y[:n])
+            return self._loss_on(slice(self.settings.batch_size))
 
     def _warn_if_loss_did_not_fall(self, before: float, after: float) -> None:
         if after < (1 - FIRST_EPOCH_DROP) * before:

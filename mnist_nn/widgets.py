@@ -165,19 +165,20 @@ class DigitReader:
         self.board = DrawingBoard()
         self.board.observe(lambda change: self.read(change["new"]), names="strokes")
         self.seen = w.Image(format="png", width=140, height=140)
-        self.answer = w.HTML(_answer_html("draw a digit"))
+        self.answer = w.HTML()
         self.bars = [w.FloatProgress(min=0, max=1) for _ in self.class_names]
         self.percents = [w.Label() for _ in self.class_names]
         self.why = w.Image(format="png", layout={"max_width": "760px", "display": "none"})
         columns = w.HBox([self._board_column(), self._seen_column(), self._bar_column()])
         self.view = w.VBox([columns, self.why])
+        self._show_nothing()
 
     def read(self, strokes: Sequence) -> np.ndarray | None:
         """Prepare the drawing as predict would, show the input and the probabilities."""
         try:
             digit = prepare_digit_image(strokes_to_image(strokes))
         except ValueError:  # nothing drawn yet, or only a dot
-            self._show(None, np.zeros(len(self.class_names)))
+            self._show_nothing()
             return None
         probabilities = self.model.predict_proba(digit[None])[0]
         self._show(digit, probabilities)
@@ -222,8 +223,10 @@ class DigitReader:
             buttons.pop()
         return w.VBox([self.board, w.HBox(buttons)])
 
-    def _seen_column(self) -> w.VBox:
+    def _show_nothing(self) -> None:
         self._show(None, np.zeros(len(self.class_names)))
+
+    def _seen_column(self) -> w.VBox:
         return w.VBox([w.HTML("what the network sees"), self.seen, self.answer])
 
     def _bar_column(self) -> w.VBox:
@@ -421,8 +424,8 @@ class Playground:
     def _add_run(self, settings, model, history, outcome, n_train, seconds) -> dict:
         shown = {name: format_value(getattr(settings, name)) for name in self.controls}
         best = history.best_epoch
-        row = {"run": len(self.runs) + 1, **shown, "images": f"{n_train:,}"}
-        row |= {"epochs": len(history), "outcome": outcome}
+        row = {"run": len(self.runs) + 1, **shown, "images": f"{n_train:,}",
+               "epochs": len(history), "outcome": outcome}  # fmt: skip
         row["val_accuracy"] = "-" if best is None else f"{history['val_accuracy'][best - 1]:.2%}"
         row["test_accuracy"] = "-"
         if self.test_data is not None and best is not None:
