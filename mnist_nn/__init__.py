@@ -5,6 +5,7 @@ The names here are what a learner or user calls; everything else stays in its mo
 """
 
 from mnist_nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, relu, softmax
+from mnist_nn.builders import build_cnn, build_mlp, build_model
 from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
 from mnist_nn.datasets import (
     DatasetNotFoundError,
@@ -18,7 +19,7 @@ from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
 from mnist_nn.layers import Dense, Dropout, Layer
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
-from mnist_nn.model import Model, build_cnn, build_mlp, build_model
+from mnist_nn.model import Model
 from mnist_nn.model_file import load_model
 from mnist_nn.optimizers import SGD, Adam
 from mnist_nn.preflight import find_learning_rate, overfit_batch

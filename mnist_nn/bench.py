@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_nn.builders import build_model
 from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
 from mnist_nn.layers import Dense
-from mnist_nn.model import Model, build_model
+from mnist_nn.model import Model
 from mnist_nn.settings import Settings
 from mnist_nn.tables import format_table
 

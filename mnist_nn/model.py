@@ -1,6 +1,6 @@
-"""The network: a list of layers run forward in order and backward in reverse, with predict,
-evaluate and summary. build_mlp makes a multilayer perceptron, build_cnn a small convolutional
-network, build_model either one from Settings; model_file.py saves and loads them."""
+"""The network: a list of layers run forward in order and backward in reverse; train_step is one
+forward -> loss -> backward, predict, evaluate and summary the rest. The builders (build_mlp,
+build_cnn, build_model) are in builders.py; model_file.py saves and loads a Model."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from mnist_nn.activations import ReLU, Softmax, make_activation, softmax
-from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
-from mnist_nn.layers import Dense, Dropout, Layer
+from mnist_nn.activations import Softmax, softmax
+from mnist_nn.conv import Conv2D
+from mnist_nn.layers import Dense, Layer
 from mnist_nn.losses import SoftmaxCrossEntropy
-from mnist_nn.preprocess import normalize
-from mnist_nn.settings import Settings
-from mnist_nn.tables import format_table
-from mnist_nn.validation import check_images, check_labels
+
+if TYPE_CHECKING:
+    from mnist_nn.settings import Settings
+
+# The builders were here; `from mnist_nn.model import build_mlp` still works (see __getattr__).
+BUILDERS = ("build_mlp", "build_cnn", "build_model", "image_shape")
 
 # The most values all layers' outputs and scratch arrays (Conv2D's padded input and im2col rows)
 # may hold per sample (8 MB of float32): a training batch of 128 then needs at most a gigabyte.
@@ -129,6 +131,15 @@ class Model:
         self.layers[self._first_trainable].backward(dout, needs_input_grad=False)
         return None
 
+    def train_step(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """One forward -> loss -> backward on a batch X (N, *input_shape) float, labels y (N,):
+        returns the logits Z (N, C) and the mean loss, and fills every layer's grads (dropout on).
+        """
+        Z = self.forward(X, training=True)  # (N, C)
+        loss = self.loss_function.forward(Z, y)
+        self.backward(self.loss_function.backward())
+        return Z, loss
+
     def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(param, grad) pairs of every layer, in order; the arrays themselves, not copies."""
         return [
@@ -198,8 +209,8 @@ class Model:
 
         Called one batch at a time, so a uint8 data set never exists as floats all at once.
         """
-        if X_chunk.dtype == np.uint8:
-            return normalize(X_chunk, dtype=self.dtype.type)
+        if X_chunk.dtype == np.uint8:  # as preprocess.normalize: one pass, no float64 temporary
+            return np.multiply(X_chunk, self.dtype.type(1.0 / 255.0), dtype=self.dtype)
         return X_chunk.astype(self.dtype, copy=False)
 
     def _logit_chunks(self, X: np.ndarray, batch_size: int | None):
@@ -219,6 +230,8 @@ class Model:
 
         batch_size: images per chunk; None sizes chunks by INFERENCE_CHUNK_VALUES.
         """
+        from mnist_nn.validation import check_images  # the input checks, outside the core
+
         X = check_images(X, self.input_shape)
         P = np.empty((len(X), self.n_classes), dtype=self.dtype)
         for start, Z in self._logit_chunks(X, batch_size):
@@ -227,6 +240,8 @@ class Model:
 
     def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Predicted class (N,) for images X: the largest logit (softmax doesn't change argmax)."""
+        from mnist_nn.validation import check_images
+
         X = check_images(X, self.input_shape)
         labels = np.empty(len(X), dtype=np.int64)
         for start, Z in self._logit_chunks(X, batch_size):
@@ -235,6 +250,8 @@ class Model:
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Evaluation:
         """Mean cross-entropy and accuracy on (X, y), computed in chunks, dropout off."""
+        from mnist_nn.validation import check_images, check_labels
+
         X = check_images(X, self.input_shape)
         y = check_labels(y, len(X), self.n_classes)
         loss_sum, n_correct = 0.0, 0
@@ -258,6 +275,8 @@ class Model:
 
     def summary(self) -> str:
         """A table: each layer, its output shape (N = batch) and its number of parameters."""
+        from mnist_nn.tables import format_table
+
         rows = [("#", "Layer", "Output shape", "Params")]
         rows.append(("", "Input", _shape_text(self.input_shape), ""))
         for index, (layer, shape) in enumerate(zip(self.layers, self.shapes[1:], strict=True)):
@@ -281,8 +300,8 @@ class Model:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model to one .npz file (see model_file.save_model); returns the path."""
-        from mnist_nn.model_file import save_model
+        """Write the model to one .npz file (see saving.save_model); returns the path."""
+        from mnist_nn.saving import save_model
 
         return save_model(self, path)
 
@@ -298,111 +317,10 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["N", *map(str, shape)]) + ")"
 
 
-def build_mlp(
-    hidden_sizes: Sequence[int] = (128, 64),
-    n_inputs: int = 784,
-    n_classes: int = 10,
-    activation: str = "relu",
-    dropout: float = 0.0,
-    seed: int = 0,
-    dtype: str | type = np.float32,
-) -> Model:
-    """A multilayer perceptron: Dense -> activation (-> Dropout) for each hidden layer, then a
-    Dense layer giving logits. hidden_sizes=(128, 64) makes 784-128-64-10; () makes softmax
-    regression.
+def __getattr__(name: str):
+    """The builders' old address: `from mnist_nn.model import build_model` finds builders.py's."""
+    if name in BUILDERS:
+        from mnist_nn import builders
 
-    Hidden layers use He init for the ReLU family and Glorot for sigmoid/tanh; the output layer,
-    which no activation follows, uses Glorot. All weights and dropout masks follow from `seed`.
-    """
-    settings = Settings(hidden_sizes=hidden_sizes, activation=activation, dropout=dropout)
-    sizes = [int(n_inputs), *settings.hidden_sizes, int(n_classes)]
-    if min(sizes) < 1:
-        raise ValueError(f"n_inputs and n_classes must be at least 1, got {n_inputs}, {n_classes}")
-    init = "he" if settings.activation in ("relu", "leaky_relu") else "glorot"
-    rng = np.random.default_rng(seed)
-    layers: list[Layer] = []
-    for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
-        layers.append(Dense(n_in, n_out, init=init, seed=rng, dtype=dtype))
-        layers.append(make_activation(settings.activation))
-        if settings.dropout > 0.0:
-            layers.append(Dropout(settings.dropout, seed=int(rng.integers(2**31))))
-    layers.append(Dense(sizes[-2], sizes[-1], init="glorot", seed=rng, dtype=dtype))
-    described = isinstance(seed, int | np.integer) and seed >= 0
-    return Model(layers, (sizes[0],), settings.replace(seed=seed) if described else None)
-
-
-def build_cnn(
-    n_filters: Sequence[int] = (16, 32),
-    input_shape: Sequence[int] = (1, 28, 28),
-    n_classes: int = 10,
-    kernel_size: int = 5,
-    padding: int = 2,
-    seed: int = 0,
-    dtype: str | type = np.float32,
-) -> Model:
-    """A small LeNet-like convolutional network: for each entry of n_filters a block
-    Conv2D(kernel_size, padding) -> ReLU -> MaxPool2D(2), then Flatten -> Dense(n_classes).
-
-    The defaults give conv 5x5x16 -> pool -> conv 5x5x32 -> pool -> dense 10 on (1, 28, 28)
-    images: (16, 28, 28) -> (16, 14, 14) -> (32, 14, 14) -> (32, 7, 7) -> 1568 -> 10. Images
-    come in as (N, 28, 28) or (N, 784), uint8 or scaled floats, like for build_mlp. Conv layers
-    use He init; the output layer Glorot. All weights follow from `seed`.
-    """
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape}")
-    C = int(input_shape[0])
-    rng = np.random.default_rng(seed)
-    layers: list[Layer] = []
-    for n_out in n_filters:
-        layers.append(Conv2D(C, n_out, kernel_size, padding=padding, seed=rng, dtype=dtype))
-        layers += [ReLU(), MaxPool2D(2)]
-        C = int(n_out)
-    layers.append(Flatten())
-    shape = tuple(input_shape)
-    for layer in layers:  # raises a clear error if the images are too small for the blocks
-        shape = layer.output_shape(shape)
-    layers.append(Dense(shape[0], n_classes, init="glorot", seed=rng, dtype=dtype))
-    # Settings describe build_cnn's own 5x5 "same" convolutions only.
-    described = (
-        (kernel_size, padding) == (5, 2) and isinstance(seed, int | np.integer) and seed >= 0
-    )
-    settings = Settings(model="cnn", n_filters=n_filters, seed=seed) if described else None
-    return Model(layers, input_shape=input_shape, settings=settings)
-
-
-def build_model(settings: Settings, sample_shape: Sequence[int], n_classes: int) -> Model:
-    """The network that `settings` describe, for samples of sample_shape ((28, 28), (784,) or
-    (C, H, W)) and n_classes outputs; its initial weights follow from settings.seed."""
-    if settings.model == "mlp":
-        model = build_mlp(
-            settings.hidden_sizes,
-            n_inputs=math.prod(sample_shape),
-            n_classes=n_classes,
-            activation=settings.activation,
-            dropout=settings.dropout,
-            seed=settings.seed,
-        )
-    else:
-        shape = image_shape(sample_shape)
-        smallest_side = min(shape[1:]) // 2 ** len(settings.n_filters)  # each block halves
-        if smallest_side < 1:
-            raise ValueError(
-                f"n_filters {settings.n_filters} gives {len(settings.n_filters)} conv blocks, too "
-                f"many for {shape[1]}x{shape[2]} images, which each block halves; give fewer"
-            )
-        model = build_cnn(settings.n_filters, shape, n_classes, seed=settings.seed)
-    model.settings = settings
-    return model
-
-
-def image_shape(sample_shape: Sequence[int]) -> tuple[int, int, int]:
-    """(channels, height, width) of one image shaped (H, W), (C, H, W) or (D,) with D square."""
-    sample_shape = tuple(int(size) for size in sample_shape)
-    if len(sample_shape) == 2:
-        return (1, *sample_shape)
-    if len(sample_shape) == 3:
-        return sample_shape
-    side = math.isqrt(sample_shape[0]) if len(sample_shape) == 1 else 0
-    if side * side != math.prod(sample_shape) or side == 0:
-        raise ValueError(f"cannot tell the image size from samples of shape {sample_shape}")
-    return (1, side, side)
+        return getattr(builders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

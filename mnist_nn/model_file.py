@@ -1,6 +1,6 @@
 """A saved model is one .npz file: a format version, the architecture and the settings as JSON
-text, and the parameters. save_model writes it atomically; load_model reads it without pickle, so
-a model file can never run code, and checks every size before it allocates anything."""
+text, and the parameters. save_model (saving.py) writes it atomically; load_model reads it without
+pickle, so a model file can never run code, and checks every size before it allocates anything."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from typing import IO
 
 import numpy as np
 
-from mnist_nn.files import atomic_write, remove_stale_temporaries
 from mnist_nn.layers import LAYER_TYPES, MAX_LAYER_PARAMETERS, Layer
 from mnist_nn.model import Model
+from mnist_nn.saving import FORMAT_VERSION, save_model
 from mnist_nn.settings import Settings
 
+__all__ = ["FORMAT_VERSION", "ModelFileError", "load_model", "save_model"]
+
 # Version 1 files (no settings, provenance or fingerprint) still load.
-FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # Bounds checked from the zip directory and the .npy headers before anything is inflated. The
 # version, the JSON texts and the training fingerprint (30 KB for MNIST) are far smaller than
@@ -46,26 +47,6 @@ _DAMAGED_FILE_ERRORS = (
     ValueError,
     TypeError,
 )
-
-
-def save_model(model: Model, path: str | os.PathLike) -> Path:
-    """Write `model` to one .npz file at `path`: complete, or not at all."""
-    path = Path(path)
-    settings = None if model.settings is None else model.settings.to_dict()
-    arrays = {
-        "format_version": np.array(FORMAT_VERSION),
-        # Numpy unicode strings, not objects: they load with allow_pickle=False.
-        "architecture": np.array(json.dumps(model.architecture())),
-        "settings": np.array(json.dumps(settings)),
-        "provenance": np.array(json.dumps(model.provenance)),
-    }
-    if model.train_fingerprint is not None:
-        arrays["train_fingerprint"] = np.asarray(model.train_fingerprint, dtype=np.uint64)
-    arrays.update({f"param:{name}": p for name, p in model.named_parameters().items()})
-    remove_stale_temporaries(path.parent)  # left by a save that was killed mid-write
-    with atomic_write(path) as file:
-        np.savez(file, **arrays)
-    return path
 
 
 class ModelFileError(ValueError):

@@ -13,7 +13,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mnist_nn.augment import make_augmenter
-from mnist_nn.model import Model, build_model
+from mnist_nn.builders import build_model
+from mnist_nn.model import Model
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
 from mnist_nn.parallel import SplitStep
 from mnist_nn.preprocess import minibatch_indices

@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from mnist_nn.model import build_model
+from mnist_nn.builders import build_model
 from mnist_nn.settings import FIELD_NAMES, Settings
 from mnist_nn.tables import format_table, format_value
 from mnist_nn.train import TrainingDivergedError, fit

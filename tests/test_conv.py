@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_nn.activations import ReLU
+from mnist_nn.builders import build_cnn
 from mnist_nn.conv import (
     Conv2D,
     Flatten,
@@ -20,7 +21,7 @@ from mnist_nn.conv import (
 )
 from mnist_nn.gradcheck import check_layer, check_model
 from mnist_nn.layers import LAYER_TYPES, Dense
-from mnist_nn.model import Model, build_cnn
+from mnist_nn.model import Model
 from mnist_nn.model_file import load_model
 from mnist_nn.synthetic import load_synthetic
 from mnist_nn.train import fit

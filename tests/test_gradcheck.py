@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import mnist_nn  # noqa: F401  (registers every layer type the package defines)
+from mnist_nn.builders import build_mlp
 from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from mnist_nn.layers import LAYER_TYPES, Dense
 from mnist_nn.losses import SoftmaxCrossEntropy
-from mnist_nn.model import build_mlp
 
 
 def test_numerical_gradient_of_known_function():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mnist_nn.builders import build_mlp
 from mnist_nn.gradcheck import check_model, numerical_gradient, relative_error
 from mnist_nn.losses import SoftmaxCrossEntropy
-from mnist_nn.model import build_mlp
 
 rng = np.random.default_rng(0)
 Z = rng.standard_normal((6, 4)) * 2

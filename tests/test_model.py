@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from mnist_nn.activations import ReLU, Softmax
+from mnist_nn.builders import build_cnn, build_mlp, build_model, image_shape
 from mnist_nn.conv import Conv2D, Flatten
 from mnist_nn.gradcheck import check_model
 from mnist_nn.layers import Dense, Dropout
 from mnist_nn.losses import SoftmaxCrossEntropy
-from mnist_nn.model import Model, build_cnn, build_mlp, build_model, image_shape
+from mnist_nn.model import Model
 from mnist_nn.preprocess import normalize
 from mnist_nn.settings import Settings
 

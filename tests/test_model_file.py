@@ -14,9 +14,10 @@ import pytest
 
 import mnist_nn
 from mnist_nn.activations import LeakyReLU, ReLU
+from mnist_nn.builders import build_mlp, build_model
 from mnist_nn.conv import Conv2D, Flatten, MaxPool2D
 from mnist_nn.layers import Dense, Dropout
-from mnist_nn.model import Model, build_mlp, build_model
+from mnist_nn.model import Model
 from mnist_nn.model_file import FORMAT_VERSION, ModelFileError, load_model, save_model
 from mnist_nn.settings import Settings
 

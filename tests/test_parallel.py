@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mnist_nn import threads
-from mnist_nn.model import build_cnn, build_mlp
+from mnist_nn.builders import build_cnn, build_mlp
 from mnist_nn.parallel import SplitStep, replicate
 from mnist_nn.threads import SPLIT, ThreadChooser
 from mnist_nn.train import fit

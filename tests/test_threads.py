@@ -7,7 +7,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from mnist_nn import threads
-from mnist_nn.model import build_mlp
+from mnist_nn.builders import build_mlp
 from mnist_nn.threads import RECHECK_EVERY, STEPS_PER_CHOICE, ThreadChooser
 from mnist_nn.train import fit
 

@@ -10,8 +10,9 @@ import warnings
 import numpy as np
 import pytest
 
+from mnist_nn.builders import build_mlp, build_model
 from mnist_nn.losses import SoftmaxCrossEntropy
-from mnist_nn.model import Evaluation, build_mlp, build_model
+from mnist_nn.model import Evaluation
 from mnist_nn.optimizers import SGD
 from mnist_nn.preprocess import normalize
 from mnist_nn.settings import Settings
@@ -449,16 +450,17 @@ def test_progress_bar_can_be_turned_off(capsys):
 
 
 def test_uint8_images_are_converted_one_batch_at_a_time(monkeypatch):
-    import mnist_nn.model as model_module
+    from mnist_nn.model import Model
 
     converted_rows = []
-    original = model_module.normalize
+    original = Model.prepare_input
 
-    def spy(X, dtype=np.float32):
-        converted_rows.append(len(X))
-        return original(X, dtype)
+    def spy(self, X_chunk):
+        if X_chunk.dtype == np.uint8:
+            converted_rows.append(len(X_chunk))
+        return original(self, X_chunk)
 
-    monkeypatch.setattr(model_module, "normalize", spy)
+    monkeypatch.setattr(Model, "prepare_input", spy)
     model = build_mlp((8,))
     fit(model, IMAGES, LABELS, n_epochs=2, batch_size=16, progress=False)
     assert converted_rows and max(converted_rows) <= 16  # never the whole training set
