@@ -1,6 +1,6 @@
 """A/B timing of one training step as fit takes it today, on one and on two BLAS threads, against
 data parallelism inside the step: the batch split in two halves, each run forward and backward in
-its own Python thread with one BLAS thread (mnist_nn/parallel.py's SplitStep).
+its own Python thread with one BLAS thread (mnist_nn/threads.py's SplitStep).
 
     python benchmarks/ab_data_parallel.py --data-dir /work/shared/data/mnist
 
@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 import mnist_nn as nn
 from mnist_nn.optimizers import make_optimizer
-from mnist_nn.parallel import SplitStep
+from mnist_nn.threads import SplitStep
 from mnist_nn.validation import check_images
 
 WAYS = ("1 BLAS thread", "2 BLAS threads", "split 2 x 1 thread")

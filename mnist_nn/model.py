@@ -122,14 +122,12 @@ class Model:
         stops there; needs_input_grad=True goes on to the input and returns dL/dX (N,
         *input_shape), e.g. for a saliency map (explain.py).
         """
-        if needs_input_grad:
-            for layer in reversed(self.layers):
-                dout = layer.backward(dout)
-            return dout
-        for layer in reversed(self.layers[self._first_trainable + 1 :]):
+        first = 0 if needs_input_grad else self._first_trainable
+        for layer in reversed(self.layers[first + 1 :]):
             dout = layer.backward(dout)
-        self.layers[self._first_trainable].backward(dout, needs_input_grad=False)
-        return None
+        if needs_input_grad:
+            return self.layers[0].backward(dout)
+        return self.layers[first].backward(dout, needs_input_grad=False)  # None
 
     def train_step(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
         """One forward -> loss -> backward on a batch X (N, *input_shape) float, labels y (N,):
@@ -249,11 +247,17 @@ class Model:
         return labels
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Evaluation:
-        """Mean cross-entropy and accuracy on (X, y), computed in chunks, dropout off."""
+        """Mean cross-entropy and accuracy on images X (uint8 or scaled floats) and labels y,
+        computed in chunks, dropout off; the inputs are checked first."""
         from mnist_nn.validation import check_images, check_labels
 
         X = check_images(X, self.input_shape)
-        y = check_labels(y, len(X), self.n_classes)
+        return self.loss_and_accuracy(X, check_labels(y, len(X), self.n_classes), batch_size)
+
+    def loss_and_accuracy(
+        self, X: np.ndarray, y: np.ndarray, batch_size: int | None = None
+    ) -> Evaluation:
+        """evaluate without the checks: X (N, *input_shape), y (N,) already valid."""
         loss_sum, n_correct = 0.0, 0
         for start, Z in self._logit_chunks(X, batch_size):
             y_chunk = y[start : start + len(Z)]

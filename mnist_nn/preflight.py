@@ -93,10 +93,8 @@ def _data_problem(X: np.ndarray, y: np.ndarray) -> str:
 
 def _train_step(model: Model, optimizer, X: np.ndarray, y: np.ndarray) -> float:
     """One step of fit's loop: forward, loss, backward, update; returns the loss."""
-    loss_function = model.loss_function
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = loss_function.forward(model.forward(model.prepare_input(X), training=True), y)
-        model.backward(loss_function.backward())
+        _, loss = model.train_step(model.prepare_input(X), y)
         optimizer.step()
     return float(loss)
 

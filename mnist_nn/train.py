@@ -1,26 +1,30 @@
-"""The training loop: fit() runs mini-batch gradient descent on a Model as its Settings say and
-returns a History of per-epoch losses and accuracies; build_and_fit() builds the network first."""
+"""fit(): the training loop of loop.py run as Settings say, with the guard rails around it, and a
+History of per-epoch losses and accuracies; build_and_fit() builds the network first.
+
+The guard rails: the settings and inputs checked, divergence stopped and rolled back, the
+learning-rate warnings, the best epoch kept and early stopping, Ctrl-C, the progress bar, the
+training images' fingerprint, and the cores used as threads.py chooses. None changes the loop's
+arithmetic: fit(n_threads=1) gives the weights and History rows of train_epochs bit for bit.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
-import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mnist_nn.augment import make_augmenter
 from mnist_nn.builders import build_model
+from mnist_nn.loop import train_epochs
 from mnist_nn.model import Model
 from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
-from mnist_nn.parallel import SplitStep
-from mnist_nn.preprocess import minibatch_indices
 from mnist_nn.provenance import fingerprint
 from mnist_nn.settings import NETWORK_FIELDS, Settings
-from mnist_nn.threads import SPLIT, ThreadChooser
+from mnist_nn.threads import steps_for
 from mnist_nn.validation import check_images, check_labels
 
 HISTORY_KEYS = (
@@ -43,10 +47,18 @@ EXPLODED = 100.0
 # at least this share; checked only with this many batches, fewer prove nothing.
 FIRST_EPOCH_DROP = 0.01
 FIRST_EPOCH_MIN_BATCHES = 20
+# A run whose training loss ends within this share of the class frequencies' entropy (what
+# predicting those frequencies scores) learned nothing; judged with FIRST_EPOCH_MIN_BATCHES.
+NOTHING_LEARNED = 0.01
 
 
 class LearningRateWarning(UserWarning):
     """The loss did not fall in the first epoch: the learning rate may be too high or too low."""
+
+
+class NothingLearnedWarning(LearningRateWarning):
+    """Training ended no better than predicting the class frequencies (e.g. momentum at a
+    learning rate of 1: a loss of ln 10 every epoch, 10% accuracy)."""
 
 
 class TrainingDivergedError(ArithmeticError):
@@ -138,34 +150,19 @@ def fit(
     progress: a tqdm bar. on_epoch_end(row) and on_batch_end({epoch, batch, n_batches, loss}),
         e.g. live curves, are called after each epoch and step; KeyboardInterrupt in one stops.
 
-    Each epoch visits the samples in a new order drawn from settings.seed. One step per batch:
-    forward, loss, backward, L2 weight decay, optimizer step. Raises TrainingDivergedError as
-    soon as the loss or a gradient is NaN or inf (the model is back at its weights from that
-    epoch's start), and TrainingInterrupted on Ctrl-C (the model keeps its best epoch so far).
+    The loop is loop.train_epochs. Raises TrainingDivergedError as soon as the loss or a
+    gradient is NaN or inf (the model is back at its weights from that epoch's start), and
+    TrainingInterrupted on Ctrl-C (the model keeps its best epoch so far).
     """
     settings = _run_settings(model, settings, changes)
-    data = _checked_data(model, X, y, validation_data, settings)
-    run = _Run(model, settings, *data, on_batch_end)
-    _remember_training_images(model, run.X)
-    bar = tqdm(total=settings.n_epochs * run.n_batches, unit="batch", disable=not progress)
-    try:
-        for epoch in range(1, settings.n_epochs + 1):
-            bar.set_description(f"epoch {epoch}/{settings.n_epochs}")
-            row = run.epoch(epoch, bar)
-            bar.set_postfix(_postfix(row))
-            if on_epoch_end is not None:
-                on_epoch_end(row)
-            if run.should_stop():
-                break
-    except KeyboardInterrupt:
-        run.keep_best()
-        raise TrainingInterrupted(run.history) from None
-    finally:
-        bar.close()
-        run.close()
-    run.keep_best()
-    _remember_best_epoch(model, run.history)
-    return run.history
+    X, y, validation_data = _checked_data(model, X, y, validation_data, settings)
+    _remember_training_images(model, X)
+    callbacks = _Callbacks(progress, on_epoch_end, on_batch_end)
+    history, warned = _train(model, X, y, settings, validation_data, callbacks)
+    _remember_best_epoch(model, history)
+    if not warned:  # one learning-rate warning per run is enough
+        _warn_if_nothing_learned(history, y, settings)
+    return history
 
 
 def _remember_training_images(model: Model, X: np.ndarray) -> None:
@@ -247,157 +244,132 @@ def _checked_data(model, X, y, validation_data, settings) -> tuple:
     return X, y, (X_val, check_labels(y_val, len(X_val), model.n_classes, "validation labels"))
 
 
-def _postfix(row: dict) -> dict:
-    shown = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-    return {key: f"{row[key]:.4f}" for key in shown if row[key] is not None}
+def _train(model, X, y, settings, validation_data, callbacks) -> tuple[History, bool]:
+    """The plain loop (loop.train_epochs) with the guard rails around it; returns the History
+    and whether the first epoch's learning-rate warning was given."""
+    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.learning_rate)
+    history, n_batches = History(settings), math.ceil(len(X) / settings.batch_size)
+    divergence, best = _Divergence(model, optimizer), _BestEpoch(model, history, settings.patience)
+    probe = lambda: _loss_on(model, X[: settings.batch_size], y[: settings.batch_size])  # noqa: E731
+    schedule = make_schedule(settings.schedule, optimizer.learning_rate, n_epochs=settings.n_epochs)
+    augment = (
+        make_augmenter(settings.augment, settings.seed) if settings.augment != "none" else None
+    )
+    bar, warned = callbacks.bar(settings.n_epochs * n_batches), False
+    try:
+        with steps_for(model, settings.n_threads, settings.batch_size) as (chooser, step):
+            epochs = train_epochs(
+                model, X, y, optimizer, settings, validation_data=validation_data,
+                learning_rate_at=schedule, augment=augment, step=step,
+                after_step=callbacks.after_step(divergence, bar, n_batches, settings.n_epochs),
+            )  # fmt: skip
+            for row, probed in _checked_epochs(epochs, divergence, chooser, n_batches, probe):
+                history.append(row)
+                best.remember(row)
+                warned = warned or _warn_if_loss_did_not_fall(probed, optimizer, len(X), settings)
+                callbacks.epoch_end(bar, row)
+                if best.should_stop(settings.n_epochs):
+                    break
+    except KeyboardInterrupt:
+        best.restore(divergence.start_weights)
+        raise TrainingInterrupted(history) from None
+    finally:
+        bar.close()
+    best.restore(divergence.start_weights)
+    return history, warned
 
 
-@dataclass
-class _Run:
-    """One call of fit: the model, its optimizer and data, and the best epoch so far."""
-
-    model: Model
-    settings: Settings
-    X: np.ndarray
-    y: np.ndarray
-    validation_data: tuple[np.ndarray, np.ndarray] | None
-    on_batch_end: Callable[[dict], None] | None = None
-    optimizer: Optimizer = field(init=False)
-    history: History = field(init=False)
-
-    def __post_init__(self) -> None:
-        settings = self.settings
-        self.optimizer = make_optimizer(
-            settings.optimizer, self.model.parameters(), settings.learning_rate
-        )
-        self.learning_rate_at = make_schedule(
-            settings.schedule, self.optimizer.learning_rate, n_epochs=settings.n_epochs
-        )
-        self.history = History(settings)
-        self.rng = np.random.default_rng(settings.seed)
-        self.augment = make_augmenter(settings.augment, settings.seed)  # X -> X for "none"
-        self.n_batches = math.ceil(len(self.X) / settings.batch_size)
-        self.best_loss, self.best_weights = math.inf, None
-        self.epochs_without_improvement = 0
-        self.first_loss: float | None = None
-        work_per_step = 3 * sum(self.model.multiply_adds_per_sample()) * settings.batch_size
-        self.threads = ThreadChooser(settings.n_threads, work_per_step, can_split=True)
-        self.split_step: SplitStep | None = None  # made at the first split step
-
-    def epoch(self, epoch: int, bar: tqdm) -> dict:
-        """Train one epoch, validate, and record the row in the history."""
-        start_time = time.perf_counter()
-        self.optimizer.learning_rate = self.learning_rate_at(epoch - 1)
-        self.start_weights = self.model.get_weights()  # finite: the previous epoch checked them
-        probe = epoch == 1 and self.n_batches >= FIRST_EPOCH_MIN_BATCHES
-        loss_before = self._probe_loss() if probe else None
-        row = {"epoch": epoch, **self._train(epoch, bar), "val_loss": None, "val_accuracy": None}
-        if loss_before is not None:
-            self._warn_if_loss_did_not_fall(loss_before, self._probe_loss())
-        if self.validation_data is not None:
-            row["val_loss"], row["val_accuracy"] = self._validate(epoch)
-        row["learning_rate"] = self.optimizer.learning_rate
-        row["seconds"] = time.perf_counter() - start_time
-        row["threads"] = self.threads.current
-        self.threads.epoch_done(row["seconds"] / self.n_batches)
-        self.history.append(row)
-        self._remember_if_best(row)
-        return row
-
-    def _train(self, epoch: int, bar: tqdm) -> dict:
-        """One pass over the data in a new random order: mean loss, accuracy, L2 penalty."""
-        loss_sum, n_correct, penalty = 0.0, 0, 0.0
-        batches = minibatch_indices(len(self.X), self.settings.batch_size, self.rng)
+def _checked_epochs(epochs, divergence, chooser, n_batches, probe) -> Iterator[tuple]:
+    """The loop's epochs, each run with BLAS limited as the thread choice says, the start weights
+    kept for a rollback, and the epoch's last step and validation loss checked. Yields each row
+    with, after the first epoch (of FIRST_EPOCH_MIN_BATCHES batches or more), probe(), the loss
+    on the first training images, before and after it (the learning-rate probe)."""
+    for epoch in itertools.count(1):
+        divergence.start_epoch()
         # Overflow warnings are expected when training diverges; it is detected and reported
         # with a clearer message than NumPy's.
-        with np.errstate(over="ignore", invalid="ignore"):
-            for batch, index in enumerate(batches, start=1):
-                with self.threads.step() as choice:
-                    loss, correct, penalty = self._step(epoch, batch, index, choice == SPLIT)
-                loss_sum, n_correct = loss_sum + loss * len(index), n_correct + correct
-                bar.update()
-                if self.on_batch_end is not None:
-                    step = {"epoch": epoch, "batch": batch, "n_batches": self.n_batches}
-                    self.on_batch_end({**step, "loss": loss})
-            with self.threads.step(measure=False):
-                self._check_last_step(epoch, batch, index)
-        return {
-            "train_loss": loss_sum / len(self.X),
-            "train_accuracy": n_correct / len(self.X),
-            "l2_penalty": penalty,  # (lambda / 2) sum W^2 at the epoch's last step
-        }
+        with chooser.outside_steps(), np.errstate(over="ignore", invalid="ignore"):
+            before = probe() if epoch == 1 and n_batches >= FIRST_EPOCH_MIN_BATCHES else None
+            row = next(epochs, None)
+            if row is None:
+                return
+            # Each step is checked by the next batch's loss, the epoch's last one here, so an
+            # epoch never hands on weights that give NaN.
+            after = probe()
+            divergence.check(epoch, n_batches, after, " after the epoch's last step")
+            if row["val_loss"] is not None:
+                divergence.check(epoch, n_batches, row["val_loss"], name="the validation loss")
+        row["threads"] = chooser.current
+        chooser.epoch_done(row["seconds"] / n_batches)
+        yield row, None if before is None else (before, after)
 
-    def _step(
-        self, epoch: int, batch: int, index: np.ndarray, split: bool
-    ) -> tuple[float, int, float]:
-        """Forward, loss, backward (split over the cores, or not), weight decay and one optimizer
-        step on one batch."""
-        model = self.model
-        X_batch = model.prepare_input(self.augment(self.X[index]))  # (B, *input_shape)
-        y_batch = self.y[index]  # (B,)
-        if split:
-            if self.split_step is None:
-                self.split_step = SplitStep(model, self.threads.most)
-            Z, loss = self.split_step.forward_backward(X_batch, y_batch)  # Z (B, C)
-        else:
-            Z = model.forward(X_batch, training=True)  # (B, C)
-            loss = model.loss_function.forward(Z, y_batch)
-            model.backward(model.loss_function.backward())
-        self._check_loss(epoch, batch, loss)
-        penalty = model.apply_weight_decay(self.settings.weight_decay)
-        if not _all_finite(grad for _, grad in model.parameters()):
-            self._diverged(epoch, batch, "a gradient became NaN or inf")
-        self.optimizer.step()
-        return loss, int(np.count_nonzero(Z.argmax(axis=1) == y_batch)), penalty
 
-    def _check_last_step(self, epoch: int, batch: int, index: np.ndarray) -> None:
-        # Each step is checked by the next batch's loss; the epoch's last step is checked here,
-        # on its own batch, so an epoch never hands on weights that give NaN.
-        self._check_loss(epoch, batch, self._loss_on(index), " after the epoch's last step")
+def _loss_on(model: Model, X: np.ndarray, y: np.ndarray) -> float:
+    """The mean loss on images X (validated), labels y, dropout off, weights unchanged."""
+    return model.loss_function.forward(model.forward(model.prepare_input(X)), y)
 
-    def _loss_on(self, index: np.ndarray | slice) -> float:
-        """The mean loss on the training images at `index`, dropout off, weights unchanged."""
-        Z = self.model.forward(self.model.prepare_input(self.X[index]))
-        return self.model.loss_function.forward(Z, self.y[index])
 
-    def _check_loss(
+class _Callbacks:
+    """The progress bar and the caller's on_epoch_end and on_batch_end."""
+
+    def __init__(self, progress: bool, on_epoch_end, on_batch_end) -> None:
+        self.progress, self.on_epoch_end, self.on_batch_end = progress, on_epoch_end, on_batch_end
+
+    def bar(self, total: int) -> tqdm:
+        return tqdm(total=total, unit="batch", disable=not self.progress)
+
+    def after_step(self, divergence: _Divergence, bar: tqdm, n_batches: int, n_epochs: int):
+        """The loop's after_step hook: check the step, move the bar, call on_batch_end."""
+
+        def after_step(epoch: int, batch: int, loss: float) -> None:
+            divergence.check_step(epoch, batch, loss)
+            if batch == 1:
+                bar.set_description(f"epoch {epoch}/{n_epochs}")
+            bar.update()
+            if self.on_batch_end is not None:
+                self.on_batch_end(
+                    {"epoch": epoch, "batch": batch, "n_batches": n_batches, "loss": loss}
+                )
+
+        return after_step
+
+    def epoch_end(self, bar: tqdm, row: dict) -> None:
+        shown = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+        bar.set_postfix({key: f"{row[key]:.4f}" for key in shown if row[key] is not None})
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(row)
+
+
+class _Divergence:
+    """Stops training when the loss or a gradient is NaN or inf, or the loss exploded far above
+    where it started; the model goes back to its weights from the start of the epoch."""
+
+    def __init__(self, model: Model, optimizer: Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.first_loss: float | None = None
+        self.start_weights: list[np.ndarray] | None = None
+
+    def start_epoch(self) -> None:
+        self.start_weights = self.model.get_weights()  # finite: the previous epoch checked them
+
+    def check_step(self, epoch: int, batch: int, loss: float) -> None:
+        """After an update: its loss, and the gradients it used."""
+        self.check(epoch, batch, loss)
+        if not _all_finite(grad for _, grad in self.model.parameters()):
+            self.diverged(epoch, batch, "a gradient became NaN or inf")
+
+    def check(
         self, epoch: int, batch: int, loss: float, when: str = "", name: str = "the loss"
     ) -> None:
-        """Stop on a NaN or inf loss, and on one that exploded far above where it started."""
         if not math.isfinite(loss):
-            self._diverged(epoch, batch, f"{name} became {loss}{when}")
+            self.diverged(epoch, batch, f"{name} became {loss}{when}")
         if self.first_loss is None:
             self.first_loss = loss
         elif loss > EXPLODED * max(self.first_loss, math.log(self.model.n_classes)):
             what = f"{name} exploded to {loss:.3g}{when} (it started at {self.first_loss:.3g})"
-            self._diverged(epoch, batch, what)
+            self.diverged(epoch, batch, what)
 
-    def _probe_loss(self) -> float:
-        """The loss on the first batch_size training images, dropout off: the same images
-        before and after the first epoch, so the two losses compare like with like."""
-        with np.errstate(over="ignore", invalid="ignore"), self.threads.step(measure=False):
-            return self._loss_on(slice(self.settings.batch_size))
-
-    def _warn_if_loss_did_not_fall(self, before: float, after: float) -> None:
-        if after < (1 - FIRST_EPOCH_DROP) * before:
-            return
-        rate = self.optimizer.learning_rate
-        likely, instead = ("too high", rate / 10) if after >= before else ("too low", rate * 10)
-        warnings.warn(
-            f"the training loss did not fall in the first epoch ({before:.4g} -> {after:.4g} on "
-            f"the first {min(len(self.X), self.settings.batch_size)} training images): the "
-            f"learning rate {rate:g} may be {likely}; try {instead:g}",
-            LearningRateWarning,
-            stacklevel=4,  # the caller of fit
-        )
-
-    def _validate(self, epoch: int) -> tuple[float, float]:
-        with np.errstate(over="ignore", invalid="ignore"), self.threads.step(measure=False):
-            loss, accuracy = self.model.evaluate(*self.validation_data)
-        self._check_loss(epoch, self.n_batches, loss, name="the validation loss")
-        return loss, accuracy
-
-    def _diverged(self, epoch: int, batch: int, what: str) -> None:
+    def diverged(self, epoch: int, batch: int, what: str) -> None:
         """Put back the weights from the start of the epoch, then raise.
 
         The last step's weights may be finite and still give NaN (weights of 1e30 overflow the
@@ -406,34 +378,74 @@ class _Run:
         self.model.set_weights(self.start_weights)
         raise TrainingDivergedError(epoch, batch, self.optimizer.learning_rate, what)
 
-    def _remember_if_best(self, row: dict) -> None:
-        """Copy the weights of the best epoch so far: the lowest validation loss, or simply the
-        latest epoch when there is no validation data."""
+
+class _BestEpoch:
+    """The best epoch so far (the lowest validation loss, or simply the latest epoch without
+    validation data) and its weights; early stopping after `patience` epochs without one."""
+
+    def __init__(self, model: Model, history: History, patience: int | None) -> None:
+        self.model, self.history, self.patience = model, history, patience
+        self.loss, self.weights, self.epochs_without_improvement = math.inf, None, 0
+
+    def remember(self, row: dict) -> None:
         loss = -row["epoch"] if row["val_loss"] is None else row["val_loss"]
-        if loss < self.best_loss:
-            self.best_loss, self.history.best_epoch = loss, row["epoch"]
-            self.best_weights = self.model.get_weights()
+        if loss < self.loss:
+            self.loss, self.history.best_epoch = loss, row["epoch"]
+            self.weights = self.model.get_weights()
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
 
-    def should_stop(self) -> bool:
-        """Early stopping: `patience` epochs in a row without a lower validation loss."""
-        patience = self.settings.patience
-        stop = patience is not None and self.epochs_without_improvement >= patience
-        self.history.stopped_early = stop and len(self.history) < self.settings.n_epochs
+    def should_stop(self, n_epochs: int) -> bool:
+        stop = self.patience is not None and self.epochs_without_improvement >= self.patience
+        self.history.stopped_early = stop and len(self.history) < n_epochs
         return stop
 
-    def close(self) -> None:
-        """End the split step's threads, if it was made."""
-        if self.split_step is not None:
-            self.split_step.close()
-
-    def keep_best(self) -> None:
-        """End at the best epoch's weights (the start weights if no epoch finished)."""
-        weights = self.best_weights or getattr(self, "start_weights", None)
+    def restore(self, fallback: list[np.ndarray] | None) -> None:
+        """End at the best epoch's weights (`fallback`, the start weights, if none finished)."""
+        weights = self.weights or fallback
         if weights is not None:
             self.model.set_weights(weights)
+
+
+def _warn_if_loss_did_not_fall(
+    probed: tuple[float, float] | None, optimizer: Optimizer, n_images: int, settings: Settings
+) -> bool:
+    """Warn if the probe's loss fell by less than FIRST_EPOCH_DROP; returns whether it warned."""
+    if probed is None or probed[1] < (1 - FIRST_EPOCH_DROP) * probed[0]:
+        return False
+    (before, after), rate = probed, optimizer.learning_rate
+    likely, instead = ("too high", rate / 10) if after >= before else ("too low", rate * 10)
+    warnings.warn(
+        f"the training loss did not fall in the first epoch ({before:.4g} -> {after:.4g} on "
+        f"the first {min(n_images, settings.batch_size)} training images): the "
+        f"learning rate {rate:g} may be {likely}; try {instead:g}",
+        LearningRateWarning,
+        stacklevel=4,  # the caller of fit
+    )
+    return True
+
+
+def _warn_if_nothing_learned(history: History, y: np.ndarray, settings: Settings) -> None:
+    """Warn if the model ends no better than predicting the class frequencies of y: a training
+    loss within NOTHING_LEARNED of their entropy, -sum p_c ln p_c (ln 10 for balanced digits)."""
+    n_batches = math.ceil(len(y) / settings.batch_size)
+    if history.best_epoch is None or n_batches < FIRST_EPOCH_MIN_BATCHES:
+        return  # too few batches to judge, as for the first epoch's warning
+    shares = np.bincount(y) / len(y)
+    entropy = float(-np.sum(shares[shares > 0] * np.log(shares[shares > 0])))
+    row = history.rows[history.best_epoch - 1]
+    if row["train_loss"] < (1 - NOTHING_LEARNED) * entropy:
+        return
+    rate = row["learning_rate"]
+    warnings.warn(
+        f"the network learned nothing: its training loss {row['train_loss']:.4g} (accuracy "
+        f"{row['train_accuracy']:.1%}) is no better than predicting the class frequencies "
+        f"({entropy:.4g}); try a learning rate 10 times smaller ({rate / 10:g}) or larger "
+        f"({rate * 10:g}), or find one with find_learning_rate",
+        NothingLearnedWarning,
+        stacklevel=3,  # the caller of fit
+    )
 
 
 def _all_finite(arrays) -> bool:

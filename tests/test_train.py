@@ -21,6 +21,7 @@ from mnist_nn.train import (
     HISTORY_KEYS,
     History,
     LearningRateWarning,
+    NothingLearnedWarning,
     TrainingDivergedError,
     TrainingInterrupted,
     build_and_fit,
@@ -401,9 +402,10 @@ def test_divergence_in_the_last_step_of_training_is_caught_too():
 
 def test_a_validation_loss_of_nan_stops_training_too(monkeypatch):
     # Weights that are fine on every training batch but overflow on some validation image are
-    # hard to make on purpose; a stand-in evaluate gives the validation loss fit would see.
+    # hard to make on purpose; a stand-in loss_and_accuracy (evaluate without the checks, as
+    # the loop calls it) gives the validation loss fit would see.
     model = build_mlp((16,), seed=0)
-    monkeypatch.setattr(model, "evaluate", lambda X, y: Evaluation(float("nan"), 0.0))
+    monkeypatch.setattr(model, "loss_and_accuracy", lambda X, y: Evaluation(float("nan"), 0.0))
     initial_weights = model.get_weights()
     with pytest.raises(TrainingDivergedError, match="epoch 1, .*validation loss became nan"):
         fit(model, IMAGES, LABELS, n_epochs=3, validation_data=(IMAGES, LABELS), progress=False)
@@ -521,3 +523,26 @@ def test_no_learning_rate_warning_when_the_loss_falls_or_there_are_few_batches()
         # 19 batches are too few to judge, even at a learning rate that learns nothing.
         fit(build_mlp((16,)), X[:608], y[:608], optimizer="sgd", learning_rate=1e-7,
             batch_size=32, n_epochs=1, progress=False)  # fmt: skip
+
+
+def test_a_network_that_learned_nothing_gets_a_warning_even_when_the_first_epoch_seemed_fine():
+    # Momentum at a learning rate of 1: the loss on the first 32 images happened to fall in the
+    # first epoch (no first-epoch warning), but every epoch ends near ln 10, at chance.
+    (X, y), _ = load_synthetic(n_train=640, n_test=10)  # 20 batches of 32
+    with pytest.warns(LearningRateWarning) as caught:
+        history = fit(build_mlp((16,), seed=1), X, y, optimizer="momentum", learning_rate=1.0,
+                      batch_size=32, n_epochs=3, seed=1, progress=False)  # fmt: skip
+    assert history["train_accuracy"][-1] < 0.15
+    assert [warning.category for warning in caught] == [NothingLearnedWarning]
+    message = str(caught[0].message)
+    assert "learned nothing" in message and "\n" not in message
+    assert "learning rate 10 times smaller (0.1)" in message
+    assert caught[0].filename == __file__  # points at the call of fit
+
+
+def test_no_learned_nothing_warning_for_a_network_that_learns():
+    (X, y), _ = load_synthetic(n_train=640, n_test=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LearningRateWarning)
+        fit(build_mlp((16,), seed=1), X, y, optimizer="momentum", learning_rate=0.05,
+            batch_size=32, n_epochs=3, seed=1, progress=False)  # fmt: skip
