@@ -122,13 +122,17 @@ class ThreadChooser:
     @contextmanager
     def outside_steps(self) -> Iterator[None]:
         """BLAS limited to the chosen count (all cores if SPLIT) for the work between the timed
-        steps: validation, the checks, the probes."""
-        count = self.most if self.current == SPLIT else self.current
-        limiter = self.controller.limit(limits=count, user_api="blas")
+        steps (validation, the checks, the probes); limit_outside_steps follows a new choice."""
+        limiter = self.limit_outside_steps()
         try:
             yield
         finally:
             limiter.restore_original_limits()
+
+    def limit_outside_steps(self):
+        return self.controller.limit(
+            limits=self.most if self.current == SPLIT else self.current, user_api="blas"
+        )
 
 
 StepFunction = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, float]]
@@ -146,12 +150,15 @@ def steps_for(
     splits: list[SplitStep] = []  # made at the first split step
 
     def timed_step(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        measuring = chooser.measuring
         with chooser.step() as choice:
-            if choice != SPLIT:
-                return model.train_step(X, y)
-            if not splits:
+            if choice == SPLIT and not splits:
                 splits.append(SplitStep(model, chooser.most))
-            return splits[0].forward_backward(X, y)
+            split = choice == SPLIT
+            Z, loss = splits[0].forward_backward(X, y) if split else model.train_step(X, y)
+        if measuring and not chooser.measuring:  # just chosen: validation runs on it too
+            chooser.limit_outside_steps()  # outside_steps restores the limits fit started with
+        return Z, loss
 
     try:
         yield chooser, None if chooser.fixed or len(chooser.candidates) == 1 else timed_step
