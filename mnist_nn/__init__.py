@@ -2,6 +2,21 @@
 
 The names here are what a learner or user calls; everything else stays in its module
 (e.g. mnist_nn.conv.im2col, mnist_nn.datasets.load_mnist_test_split). Figures: mnist_nn.plots.
+
+Reading order (docs/package.md has every module). The core, the whole algorithm, imports
+nothing else from the package:
+  1. layers.py       the Layer interface, Dense, Dropout
+  2. activations.py  ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
+  3. losses.py       softmax cross-entropy
+  4. model.py        Model: forward, backward, train_step, predict, evaluate
+  5. optimizers.py   SGD (momentum, Nesterov), Adam, learning-rate schedules
+  6. loop.py         train_epochs: the training loop of the walkthrough's section 9
+  7. gradcheck.py    checking every backward pass with central differences
+  8. conv.py         Conv2D (im2col), MaxPool2D, Flatten
+Around it: train.py (fit: the loop with its guard rails), builders.py (build_mlp, build_cnn),
+settings.py, threads.py (the cores, for the command line); the data: datasets.py, idx.py,
+preprocess.py, augment.py; and the tools: model_file.py, preflight.py, tuning.py, plots.py,
+widgets.py, cli.py.
 """
 
 from mnist_nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, relu, softmax
@@ -17,6 +32,7 @@ from mnist_nn.datasets import (
 from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
 from mnist_nn.layers import Dense, Dropout, Layer
+from mnist_nn.loop import train_epochs
 from mnist_nn.losses import SoftmaxCrossEntropy
 from mnist_nn.metrics import accuracy, confusion_matrix, precision_recall
 from mnist_nn.model import Model
@@ -28,6 +44,7 @@ from mnist_nn.settings import Settings, env_flag
 from mnist_nn.train import (
     History,
     LearningRateWarning,
+    NothingLearnedWarning,
     TrainingDivergedError,
     TrainingInterrupted,
     build_and_fit,
@@ -45,6 +62,9 @@ __all__ = [
     "Tanh",
     "relu",
     "softmax",
+    "build_cnn",
+    "build_mlp",
+    "build_model",
     "Conv2D",
     "Flatten",
     "MaxPool2D",
@@ -63,14 +83,12 @@ __all__ = [
     "Dense",
     "Dropout",
     "Layer",
+    "train_epochs",
     "SoftmaxCrossEntropy",
     "accuracy",
     "confusion_matrix",
     "precision_recall",
     "Model",
-    "build_cnn",
-    "build_mlp",
-    "build_model",
     "load_model",
     "SGD",
     "Adam",
@@ -85,6 +103,7 @@ __all__ = [
     "env_flag",
     "History",
     "LearningRateWarning",
+    "NothingLearnedWarning",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "build_and_fit",
