@@ -21,7 +21,7 @@ from mnist_nn.augment import make_augmenter
 from mnist_nn.builders import build_model
 from mnist_nn.loop import train_epochs
 from mnist_nn.model import Model
-from mnist_nn.optimizers import Optimizer, make_optimizer, make_schedule
+from mnist_nn.optimizers import DEFAULT_LEARNING_RATES, Optimizer, make_optimizer, make_schedule
 from mnist_nn.provenance import fingerprint
 from mnist_nn.settings import NETWORK_FIELDS, Settings
 from mnist_nn.threads import steps_for
@@ -437,12 +437,13 @@ def _warn_if_nothing_learned(history: History, y: np.ndarray, settings: Settings
     row = history.rows[history.best_epoch - 1]
     if row["train_loss"] < (1 - NOTHING_LEARNED) * entropy:
         return
-    rate = row["learning_rate"]
+    rate, usual = row["learning_rate"], DEFAULT_LEARNING_RATES[settings.optimizer]
+    likely, instead = ("too high", rate / 10) if rate > usual else ("too low", rate * 10)
     warnings.warn(
         f"the network learned nothing: its training loss {row['train_loss']:.4g} (accuracy "
         f"{row['train_accuracy']:.1%}) is no better than predicting the class frequencies "
-        f"({entropy:.4g}); try a learning rate 10 times smaller ({rate / 10:g}) or larger "
-        f"({rate * 10:g}), or find one with find_learning_rate",
+        f"({entropy:.4g}); the learning rate {rate:g} may be {likely} for {settings.optimizer} "
+        f"(usually {usual:g}): try {instead:g}, or find one with find_learning_rate",
         NothingLearnedWarning,
         stacklevel=3,  # the caller of fit
     )

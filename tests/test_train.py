@@ -536,7 +536,7 @@ def test_a_network_that_learned_nothing_gets_a_warning_even_when_the_first_epoch
     assert [warning.category for warning in caught] == [NothingLearnedWarning]
     message = str(caught[0].message)
     assert "learned nothing" in message and "\n" not in message
-    assert "learning rate 10 times smaller (0.1)" in message
+    assert "learning rate 1 may be too high for momentum (usually 0.01): try 0.1" in message
     assert caught[0].filename == __file__  # points at the call of fit
 
 
