@@ -89,6 +89,8 @@ def main() -> None:
     workers = {name: start_worker(path, args.data_dir, args.limit) for name, path in [
         ("old", args.old), ("new", args.new)]}  # fmt: skip
     for network, rounds in zip(("mlp", "cnn"), args.rounds, strict=True):
+        if rounds == 0:
+            continue
         times = {"old": [], "new": []}
         for round_index in range(rounds):
             order = ("old", "new") if round_index % 2 == 0 else ("new", "old")

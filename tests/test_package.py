@@ -161,3 +161,9 @@ def test_the_reading_path_from_fit_to_dense_backward_is_within_its_budget():
     assert "train_epochs" in functions and "Dense.backward" in functions
     assert not {"threads.py", "settings.py", "validation.py", "augment.py"} & set(files), files
     assert lines <= PATH_BUDGET[0] and len(files) <= PATH_BUDGET[1], (lines, files)
+
+
+def test_docs_package_md_names_every_module():
+    text = (ROOT / "docs" / "package.md").read_text()
+    missing = [path.name for path in PACKAGE.glob("*.py") if f"`{path.name}`" not in text]
+    assert not missing, f"add these to the module tables of docs/package.md: {missing}"
