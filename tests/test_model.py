@@ -233,3 +233,13 @@ def test_conv_scratch_arrays_count_against_the_size_bound_and_size_the_chunks():
     assert max(kernel_11.scratch) == 38 * 38 + 784 * 121
     sizes = [len(Z) for _, Z in kernel_11._logit_chunks(np.zeros((300, 1, 28, 28)), None)]
     assert sizes[0] == 8 * 2048 * 784 // (38 * 38 + 784 * 121)  # bounded by the im2col rows
+
+
+def test_the_builders_old_address_still_works():
+    import mnist_nn.builders as builders
+    from mnist_nn.model import build_cnn as old_build_cnn
+    from mnist_nn.model import build_mlp as old_build_mlp
+
+    assert old_build_mlp is builders.build_mlp and old_build_cnn is builders.build_cnn
+    with pytest.raises(ImportError, match="build_rnn"):
+        from mnist_nn.model import build_rnn  # noqa: F401
