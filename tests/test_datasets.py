@@ -493,3 +493,12 @@ def test_a_rejected_tls_certificate_is_named_not_a_crash():
     error = requests.exceptions.SSLError(wrapped)
     explained = datasets._explain(error, datasets._Transfer(10), DownloadLimits())
     assert str(explained) == "TLS certificate not accepted (self-signed certificate)"
+
+
+def test_a_data_folder_that_is_a_dangling_link_is_named(tmp_path, published):
+    link = tmp_path / "data"
+    link.symlink_to(tmp_path / "unmounted")  # e.g. a disk that is not mounted
+    spec = tiny_spec(published, [refused_url()])
+    with pytest.raises(NotADirectoryError, match="unmounted, which does not exist") as error:
+        load_mnist(link, dataset=spec, progress=False)
+    assert "the data folder" in str(error.value) and "Errno" not in str(error.value)
