@@ -10,12 +10,15 @@ imports the benchmark until `bench` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from mnist_nn.settings import CHOICES, FIELD_NAMES, Settings
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # ... and by SIGTERM (128 + 15)
 MLP_ONLY, CNN_ONLY = ("hidden_sizes", "activation", "dropout"), ("n_filters",)
 
 
@@ -210,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings (e.g. a checksum that differs) as one line, without the source line."""
+    _warn(message)
+
+
+def _warn(message) -> None:
     print(f"mnist_nn: warning: {message}", file=sys.stderr)
 
 
@@ -317,16 +325,27 @@ def _check_train_options(args: argparse.Namespace, settings: Settings) -> Path:
 
 def _check_writable(path: Path) -> None:
     """Before any training: refuse an output that could not be written, or that is not a plain
-    file (a folder, a device such as /dev/null), which a save must never replace."""
+    file (a folder, a device such as /dev/null), which a save must never replace. Writing is
+    tried for real (a temporary file where the save would put its own, removed at once): the
+    permission bits say nothing about /proc, a read-only mount or root."""
+    import tempfile
+
+    from mnist_nn.files import existing_folder
+
     if path.exists() and not path.is_file():
         raise CommandError(f"{path} exists and is not a regular file; choose another --out")
-    folder = path.parent
-    while not folder.exists():  # the first folder that exists is where we would create it
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CommandError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CommandError(f"--out {path}: cannot write in {folder}; choose another --out")
+    try:
+        folder = existing_folder(path.parent, "the folder")
+    except NotADirectoryError as error:  # a file or a broken link in the way, named
+        raise CommandError(f"--out {path}: {error}") from None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".mnist_nn-check.", suffix=".tmp")
+    except OSError as error:
+        raise CommandError(
+            f"--out {path}: cannot write in {folder} ({error.strerror}); choose another --out"
+        ) from None
+    os.close(handle)
+    os.unlink(temporary)
 
 
 def _training_data(args: argparse.Namespace, settings: Settings):
@@ -345,50 +364,137 @@ def _training_data(args: argparse.Namespace, settings: Settings):
 def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from mnist_nn.model import build_model
-    from mnist_nn.plots import plot_history
     from mnist_nn.train import TrainingInterrupted, fit
 
     settings = settings_from_arguments(args)
     out = _check_train_options(args, settings)
-    (X, y), validation_data, (X_test, y_test) = _training_data(args, settings)
-    try:
-        model = build_model(settings, X.shape[1:], n_classes=10)
-    except ValueError as error:
-        raise CommandError(_with_option_names(str(error))) from None
+    (X, y), validation_data, test_data = _training_data(args, settings)
+    model = _build_model(settings, X.shape[1:])
     print(model.summary())
     print(f"training on {len(X):,} images, validating on {_count(validation_data)} images")
-    interrupted = False
+    with _Stops() as stops:
+        try:
+            history = fit(
+                model,
+                X,
+                y,
+                settings,
+                validation_data=validation_data,
+                progress=sys.stderr.isatty(),
+                on_epoch_end=lambda row: tqdm.write(_epoch_line(row, settings.n_epochs)),
+            )
+        except TrainingInterrupted as stop:
+            stops.interrupted()
+            if stop.history.best_epoch is None:
+                print(
+                    f"\n{stops.reason} before the first epoch ended: no model saved",
+                    file=sys.stderr,
+                )
+                return stops.exit_code
+            print(f"\n{stops.reason}: {stop}", file=sys.stderr)
+            history = stop.history
+        return _save_and_test(model, history, out, args.dataset, test_data, stops)
+
+
+def _build_model(settings: Settings, input_shape: tuple[int, ...]):
+    """The network the settings describe, refused before training if a saved copy would not
+    load (its forward pass would cost more than a model file may ask)."""
+    from mnist_nn.model import build_model
+    from mnist_nn.model_file import MAX_MULTIPLY_ADDS_PER_SAMPLE
+
     try:
-        history = fit(
-            model,
-            X,
-            y,
-            settings,
-            validation_data=validation_data,
-            progress=sys.stderr.isatty(),
-            on_epoch_end=lambda row: tqdm.write(_epoch_line(row, settings.n_epochs)),
+        model = build_model(settings, input_shape, n_classes=10)
+    except ValueError as error:
+        raise CommandError(_with_option_names(str(error))) from None
+    work = sum(model.multiply_adds_per_sample())
+    if work > MAX_MULTIPLY_ADDS_PER_SAMPLE:
+        raise CommandError(
+            f"this network needs {work:,} multiply-adds per image, more than the "
+            f"{MAX_MULTIPLY_ADDS_PER_SAMPLE:,} a saved model may ask; use fewer --n-filters or "
+            "--hidden-sizes"
         )
-    except TrainingInterrupted as stop:
-        if stop.history.best_epoch is None:
-            print("\ninterrupted before the first epoch ended: no model saved", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"\ninterrupted: {stop}", file=sys.stderr)
-        history, interrupted = stop.history, True
+    return model
+
+
+def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) -> int:
+    """Save the model first, then test it, then save it again with its test accuracy: an
+    interrupt after the first save (Ctrl-C, SIGTERM) keeps the model and says so."""
+    _record_provenance(model, dataset, history)
+    done: dict[str, str | None] = {}  # "saved": None or the reason it failed; "tested"
+    try:
+        _save_then_test(model, history, out, test_data, stops, done)
+    except KeyboardInterrupt:
+        stops.interrupted()
+        if "saved" in done and done["saved"] is None:
+            without = "" if "tested" in done else ", without its test accuracy"
+            kept = f"the model of epoch {history.best_epoch} is saved in {out}{without}"
+        else:
+            kept = f"the model is not saved ({done.get('saved') or 'interrupted before it was'})"
+        print(f"\n{stops.reason}: {kept}", file=sys.stderr)
+        return stops.exit_code
+    return stops.exit_code if stops.reason else 0
+
+
+def _save_then_test(model, history, out: Path, test_data, stops, done: dict) -> None:
+    with stops.deferred():  # a save is short; an interrupt waits for it, so none is half done
+        done["saved"] = _save(model, out)
+    _report_test_accuracy(model, history, test_data)
+    done["tested"] = None
+    if done["saved"] is not None:  # the disk refused: the accuracy is given, then the error
+        raise CommandError(f"could not save the model to {out}: {done['saved']}; it is not saved")
+    with stops.deferred():
+        problem = _save(model, out)
+    if problem is not None:
+        _warn(f"the test accuracy could not be added to {out}: {problem}")
+    figure_path = _save_learning_curves(history, out)
+    curves = f" and the learning curves to {figure_path}" if figure_path else ""
+    print(f"saved the model to {out}{curves}")
+
+
+def _report_test_accuracy(model, history, test_data) -> None:
+    X_test, y_test = test_data
     test = model.evaluate(X_test, y_test)
-    _record_provenance(model, args.dataset, test, len(X_test))
-    path = model.save(out)
-    figure_path = path.with_suffix(".png")
-    plot_history(history).savefig(figure_path, dpi=100)
+    model.provenance.update(test_accuracy=test.accuracy, test_loss=test.loss, n_test=len(X_test))
     print(
         f"test accuracy {test.accuracy:.2%} (loss {test.loss:.4f}), model of epoch "
         f"{history.best_epoch}"
     )
-    print(f"saved the model to {path} and the learning curves to {figure_path}")
-    return EXIT_INTERRUPTED if interrupted else 0
 
 
-def _record_provenance(model, dataset: str, test, n_test: int) -> None:
+def _save(model, out: Path) -> str | None:
+    """Save the model (whole or not at all); None, or what went wrong and what to do."""
+    import errno
+
+    try:
+        model.save(out)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        advice = "choose another --out"
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            advice = "free some space or choose another --out"
+        return f"{reason}; {advice}"
+    return None
+
+
+def _save_learning_curves(history, out: Path) -> Path | None:
+    """The learning curves next to the model; a failure is a warning, the model is saved."""
+    from mnist_nn.plots import plot_history
+
+    figure_path = out.with_suffix(".png")
+    try:
+        plot_history(history).savefig(figure_path, dpi=100)
+    except (OSError, ValueError, MemoryError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        _warn(
+            f"could not write the learning curves to {figure_path} ({reason}); the model is saved"
+        )
+        figure_path.unlink(missing_ok=True)  # no half-written picture
+        return None
+    return figure_path
+
+
+def _record_provenance(model, dataset: str, history) -> None:
+    """What the model was trained on, and its best epoch (also after an interrupt)."""
     from mnist_nn import __version__
     from mnist_nn.datasets import class_names
 
@@ -396,11 +502,78 @@ def _record_provenance(model, dataset: str, test, n_test: int) -> None:
         dataset=dataset,
         class_names=class_names(dataset),
         input="28x28 grey images, light ink on black; uint8 pixels scaled by 1/255",
-        test_accuracy=test.accuracy,
-        test_loss=test.loss,
-        n_test=n_test,
         mnist_nn_version=__version__,
     )
+    if history.best_epoch is not None:
+        row = history.rows[history.best_epoch - 1]
+        model.provenance.update(
+            best_epoch=row["epoch"], val_loss=row["val_loss"], val_accuracy=row["val_accuracy"]
+        )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, a job scheduler), raised where Ctrl-C would be."""
+
+
+class _Stops:
+    """Within the block, SIGTERM stops training like Ctrl-C: the model keeps its best epoch and
+    is saved. Only in the main thread and where the platform has SIGTERM; a SIGTERM that was
+    ignored stays ignored. `reason` says what stopped the run, if anything did."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous = None
+
+    def __enter__(self) -> _Stops:
+        if _can_handle_signals():
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous not in (None, signal.SIG_IGN):
+                self._previous = previous
+                signal.signal(signal.SIGTERM, self._terminate)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def interrupted(self) -> None:
+        """Note a KeyboardInterrupt: Ctrl-C, unless SIGTERM raised it."""
+        self.reason = self.reason or "interrupted"
+
+    def _terminate(self, signum, frame) -> None:
+        self.reason = "terminated (SIGTERM)"
+        raise _Terminated(self.reason)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.reason == "terminated (SIGTERM)" else EXIT_INTERRUPTED
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Ctrl-C or SIGTERM in the block waits until it ends (then is raised as usual)."""
+        if not _can_handle_signals():
+            yield
+            return
+        arrived: list[int] = []
+        handled = (signal.SIGINT, signal.SIGTERM)
+        names = [name for name in handled if signal.getsignal(name) not in (None, signal.SIG_IGN)]
+        handlers = {
+            name: signal.signal(name, lambda signum, frame: arrived.append(signum))
+            for name in names
+        }
+        try:
+            yield
+        finally:
+            for name, handler in handlers.items():
+                signal.signal(name, handler)
+        if signal.SIGINT in arrived:
+            raise KeyboardInterrupt
+        if arrived:
+            self._terminate(None, None)
+
+
+def _can_handle_signals() -> bool:
+    return hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
 
 
 def _count(data) -> str:

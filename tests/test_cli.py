@@ -206,6 +206,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(data_dir, tmp_path, monkeypatch, cap
     assert "interrupted" in err and "Traceback" not in err
     assert load_model(out_path).n_params > 0 and out_path.with_suffix(".png").is_file()
     assert "test accuracy" in out
+    assert load_model(out_path).provenance["best_epoch"] in (1, 2)  # recorded after Ctrl-C too
 
 
 def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(trained, data_dir, capsys):
@@ -497,6 +498,8 @@ def test_predict_names_the_file_when_an_image_is_blank_and_goes_on(trained, tmp_
         (["--hidden-sizes", "100000000"], ["Dense(784 -> 100000000)", "at most"]),
         (["--model", "cnn", "--n-filters", "100000", "100000"], ["Conv2D", "at most"]),
         (["--model", "cnn", "--n-filters", "60000"], ["at most"]),
+        # a network whose saved file load_model would refuse: 316 million per image
+        (["--model", "cnn", "--n-filters", "160", "400"], ["multiply-adds", "--n-filters"]),
         (["--out", "/dev/null"], ["not a regular file"]),
         (["--seed", "-1"], ["--seed"]),
     ],
@@ -550,3 +553,133 @@ def test_a_test_file_too_small_for_mnist_test_split_says_how_many_images(tmp_pat
     args = ["train", "--dataset", "mnist-test-split", "--data-dir", str(tmp_path)]
     code, _, err = run_main([*args, "--out", str(tmp_path / "model.npz")], capsys)
     assert_one_line_error(code, err, "holds 5 images", "between 1 and 4", "t10k files")
+
+
+def small_train(data_dir: Path, out: Path, *options: str) -> list[str]:
+    args = ["train", "--data-dir", str(data_dir), "--hidden-sizes", "16", "--n-epochs", "2"]
+    return [*args, "--limit", "300", "--out", str(out), *options]
+
+
+def test_ctrl_c_during_the_test_evaluation_keeps_the_saved_model(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    from mnist_nn import model as model_module
+
+    real_evaluate = model_module.Model.evaluate
+
+    def interrupted_evaluate(self, X, y, batch_size=None):
+        if len(X) == 200:  # the test set, not the 30 validation images
+            raise KeyboardInterrupt  # the user takes the silent evaluation for a hang
+        return real_evaluate(self, X, y, batch_size)
+
+    monkeypatch.setattr(model_module.Model, "evaluate", interrupted_evaluate)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out), capsys)
+    assert code == cli.EXIT_INTERRUPTED and "Traceback" not in err
+    assert f"the model of epoch 2 is saved in {out}, without its test accuracy" in err
+    provenance = load_model(out).provenance
+    assert provenance["best_epoch"] == 2 and "test_accuracy" not in provenance
+
+
+def test_ctrl_c_during_the_save_waits_for_the_save(data_dir, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from mnist_nn import model_file
+
+    real_save = model_file.save_model
+
+    def save_interrupted_at_its_start(model, path):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives as the save begins
+        return real_save(model, path)
+
+    monkeypatch.setattr(model_file, "save_model", save_interrupted_at_its_start)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out), capsys)
+    assert code == cli.EXIT_INTERRUPTED and "is saved in" in err
+    assert load_model(out).provenance["best_epoch"] == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.npz"]  # no temporary left
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGTERM"), reason="no SIGTERM")
+def test_sigterm_during_training_keeps_the_best_epoch_like_ctrl_c(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    import os
+    import signal
+
+    from mnist_nn import train
+
+    class Killed(Exception):
+        """What the default SIGTERM would do: end the run with nothing saved."""
+
+    def killed(signum, frame):
+        raise Killed
+
+    monkeypatch.setattr(signal, "getsignal", lambda name: killed)  # as if SIG_DFL
+    previous = signal.signal(signal.SIGTERM, killed)
+    real_fit = train.fit
+
+    def fit_terminated_after_two_epochs(*args, on_epoch_end, **kwargs):
+        def callback(row):
+            on_epoch_end(row)
+            if row["epoch"] == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # `timeout`, `docker stop`, a scheduler
+
+        return real_fit(*args, on_epoch_end=callback, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_terminated_after_two_epochs)
+    out = tmp_path / "m.npz"
+    try:
+        code, stdout, err = run_main(small_train(data_dir, out, "--n-epochs", "50"), capsys)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == cli.EXIT_TERMINATED and "terminated (SIGTERM)" in err
+    assert load_model(out).provenance["best_epoch"] <= 2 and "test accuracy" in stdout
+    assert signal.getsignal(signal.SIGTERM) is killed  # put back after training
+
+
+def test_a_full_disk_at_save_time_keeps_the_accuracy_line_and_says_so(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    def full_disk(file, **arrays):
+        file.write(b"half a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    out = tmp_path / "runs" / "m.npz"
+    code, stdout, err = run_main(small_train(data_dir, out), capsys)
+    assert_one_line_error(code, err, f"could not save the model to {out}", "No space left")
+    assert "free some space" in err and "Errno" not in err
+    assert "test accuracy" in stdout
+    assert list((tmp_path / "runs").iterdir()) == []  # no half-written file
+
+
+def test_learning_curves_that_cannot_be_written_are_a_warning(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    def full_disk(self, path, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    out = tmp_path / "m.npz"
+    code, stdout, err = run_main(small_train(data_dir, out), capsys)
+    assert code == 0 and "warning: could not write the learning curves" in err
+    assert f"saved the model to {out}" in stdout and load_model(out).n_params > 0
+    assert not out.with_suffix(".png").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="Linux's /proc")
+def test_out_where_nothing_can_be_created_is_refused_before_training(data_dir, monkeypatch, capsys):
+    import os
+
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # as for root
+    code, stdout, err = run_main(small_train(data_dir, Path("/proc/version")), capsys)
+    assert_one_line_error(code, err, "--out /proc/version: cannot write in /proc")
+    assert "epoch" not in stdout  # refused before training
