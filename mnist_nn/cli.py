@@ -57,7 +57,20 @@ def option_name(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
-def _add_data_options(parser: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _add_data_options(
+    parser: argparse.ArgumentParser, default: str | None = "mnist", downloads: bool = True
+) -> None:
     shown = default or "the one the model was trained on, else mnist"
     parser.add_argument(
         "--dataset",
@@ -72,6 +85,15 @@ def _add_data_options(parser: argparse.ArgumentParser, default: str | None = "mn
         default=None,
         help="folder with the IDX files (default: $MNIST_NN_DATA or the clone's data/)",
     )
+    if downloads:
+        parser.add_argument(
+            "--timeout",
+            type=seconds,
+            default=None,
+            metavar="SECONDS",
+            help="how long a download mirror may stay silent before the next one is tried, "
+            "e.g. 5 on a network known to be down (default: 30, and 5 to connect)",
+        )
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time training against PyTorch on the CPU")
     _add_bench_options(bench)
-    _add_data_options(bench)
+    _add_data_options(bench, downloads=False)  # the benchmark never downloads
     bench.set_defaults(run=run_bench)
     return parser
 
@@ -264,7 +286,8 @@ def _load(args: argparse.Namespace, split: str | None = None):
 
     if args.dataset == "synthetic":
         return load_dataset("synthetic", split=split)
-    return load_dataset(args.dataset, args.data_dir, split=split, progress=sys.stderr.isatty())
+    progress = sys.stderr.isatty()
+    return load_dataset(args.dataset, args.data_dir, split, progress=progress, timeout=args.timeout)
 
 
 def run_download(args: argparse.Namespace) -> int:

@@ -155,22 +155,40 @@ class ChecksumWarning(UserWarning):
 def default_data_dir() -> Path:
     """The data folder: $MNIST_NN_DATA, else the clone's data/, else a per-user cache folder."""
     if os.environ.get("MNIST_NN_DATA"):
-        return Path(os.environ["MNIST_NN_DATA"]).expanduser()
+        return _expand_user(os.environ["MNIST_NN_DATA"], "MNIST_NN_DATA")
     root = Path(__file__).resolve().parent.parent
     if (root / "data" / "README.md").is_file() or (root / "pyproject.toml").is_file():
         return root / "data"  # running from a clone of the repository
     xdg_cache = os.environ.get("XDG_CACHE_HOME", "")
     # The XDG spec: a relative path is invalid and ignored (it would depend on the folder we
     # were started in).
-    cache = (Path(xdg_cache) if os.path.isabs(xdg_cache) else Path.home() / ".cache") / "mnist_nn"
+    if os.path.isabs(xdg_cache):
+        cache = Path(xdg_cache) / "mnist_nn"
+    else:
+        cache = _expand_user("~/.cache/mnist_nn", "the default data folder")
     _announce_once(cache)
     return cache
+
+
+def _expand_user(path: str | os.PathLike, what: str) -> Path:
+    """`path` with ~ or ~user expanded; a home folder that cannot be found (an unknown user, a
+    container user without HOME or a passwd entry) is a ValueError saying what to set."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        user = str(path).split("/", 1)[0].removeprefix("~")
+        missing = f"there is no user {user!r}" if user else "HOME is not set (nor a home in passwd)"
+        raise ValueError(
+            f"{what} is {path}, but {missing}, so the home folder is unknown: set MNIST_NN_DATA "
+            "to a folder (or pass data_dir= in Python, --data-dir on the command line)"
+        ) from None
 
 
 @functools.cache
 def _announce_once(folder: Path) -> None:
     print(
-        f"mnist_nn: data folder is {folder} (pass data_dir= or set MNIST_NN_DATA to change it)",
+        f"mnist_nn: data folder is {folder} (to change it: --data-dir on the command line, "
+        "data_dir= in Python, or the MNIST_NN_DATA environment variable)",
         file=sys.stderr,
     )
 
@@ -184,7 +202,7 @@ def dataset_folder(
     /usr/share/datasets/fashion-mnist) is used as it is.
     """
     spec = _spec(dataset)
-    base = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    base = _expand_user(data_dir, "data_dir") if data_dir is not None else default_data_dir()
     return base / spec.folder if spec.folder and base.name != spec.folder else base
 
 

@@ -683,3 +683,32 @@ def test_out_where_nothing_can_be_created_is_refused_before_training(data_dir, m
     code, stdout, err = run_main(small_train(data_dir, Path("/proc/version")), capsys)
     assert_one_line_error(code, err, "--out /proc/version: cannot write in /proc")
     assert "epoch" not in stdout  # refused before training
+
+
+def test_timeout_option_shortens_the_wait_for_a_silent_mirror(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from mnist_nn import datasets
+
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        mirror = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        monkeypatch.setitem(datasets.DATASETS, "mnist", replace(MNIST, mirrors=(mirror,)))
+        args = ["download", "--data-dir", str(tmp_path), "--timeout", "0.2"]
+        code, _, err = run_main(args, capsys)
+    assert code == cli.EXIT_ERROR and "connected, but no answer within 0.2 s" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_timeout_must_be_a_positive_number_of_seconds(value, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["download", "--timeout", value])
+    assert_one_line_error(2, capsys.readouterr().err, "--timeout", "seconds")
+
+
+def test_an_unknown_home_folder_in_mnist_nn_data_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_NN_DATA", "~nosuchuser/x")
+    code, _, err = run_main(["download"], capsys)
+    assert_one_line_error(code, err, "MNIST_NN_DATA", "nosuchuser")
+    assert "please report" not in err and "RuntimeError" not in err

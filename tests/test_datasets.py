@@ -424,7 +424,9 @@ def test_installed_package_uses_the_user_cache_and_says_so(tmp_path, monkeypatch
     datasets._announce_once.cache_clear()
     assert default_data_dir() == tmp_path / "cache" / "mnist_nn"
     default_data_dir()
-    assert capsys.readouterr().err.count(str(tmp_path / "cache" / "mnist_nn")) == 1
+    note = capsys.readouterr().err
+    assert note.count(str(tmp_path / "cache" / "mnist_nn")) == 1
+    assert "--data-dir" in note and "MNIST_NN_DATA" in note  # how to change it, anywhere
 
 
 def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
@@ -579,3 +581,23 @@ def test_a_dead_proxy_is_named(tmp_path, server, published, monkeypatch):
         load_mnist(tmp_path, dataset=spec, split="test", progress=False)
     assert f"the proxy {dead_proxy} failed: connection refused" in str(error.value)
     assert "HTTP_PROXY" in str(error.value) and server.requests == []
+
+
+def test_an_unknown_user_in_mnist_nn_data_says_what_to_set(monkeypatch):
+    monkeypatch.setenv("MNIST_NN_DATA", "~nosuchuser/x")
+    with pytest.raises(ValueError, match="there is no user 'nosuchuser'.*set MNIST_NN_DATA"):
+        dataset_folder("mnist")
+
+
+def test_a_user_without_a_home_folder_is_told_what_to_set(tmp_path, monkeypatch):
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")  # a container user
+
+    for name in ("MNIST_NN_DATA", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(datasets, "__file__", str(tmp_path / "site-packages" / "datasets.py"))
+    with pytest.raises(ValueError, match="HOME is not set.*set MNIST_NN_DATA to a folder"):
+        default_data_dir()
