@@ -389,7 +389,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from mnist_nn.train import TrainingInterrupted, fit
 
-    settings = settings_from_arguments(args)
+    settings = _within_usable_cores(settings_from_arguments(args))
     out = _check_train_options(args, settings)
     (X, y), validation_data, test_data = _training_data(args, settings)
     model = _build_model(settings, X.shape[1:])
@@ -417,6 +417,18 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"\n{stops.reason}: {stop}", file=sys.stderr)
             history = stop.history
         return _save_and_test(model, history, out, args.dataset, test_data, stops)
+
+
+def _within_usable_cores(settings: Settings) -> Settings:
+    """--n-threads capped at the cores this process may use: more threads than cores only
+    wait for each other (64 threads on 2 cores ran 60-400x slower)."""
+    from mnist_nn.threads import available_cores
+
+    cores = available_cores()
+    if settings.n_threads is None or settings.n_threads <= cores:
+        return settings
+    _warn(f"--n-threads {settings.n_threads} is more than the {cores} usable cores; using {cores}")
+    return settings.replace(n_threads=cores)
 
 
 def _build_model(settings: Settings, input_shape: tuple[int, ...]):

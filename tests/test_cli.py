@@ -712,3 +712,13 @@ def test_an_unknown_home_folder_in_mnist_nn_data_is_one_line(monkeypatch, capsys
     code, _, err = run_main(["download"], capsys)
     assert_one_line_error(code, err, "MNIST_NN_DATA", "nosuchuser")
     assert "please report" not in err and "RuntimeError" not in err
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(data_dir, tmp_path, monkeypatch, capsys):
+    from mnist_nn import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out, "--n-threads", "64"), capsys)
+    assert code == 0 and "--n-threads 64 is more than the 2 usable cores; using 2" in err
+    assert load_model(out).settings.n_threads == 2
