@@ -38,10 +38,39 @@ class CommandError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the fix instead of the usage block."""
+    """argparse, but a usage error is one line naming the fix instead of the usage block, and
+    an unknown option is reported by its command, with the option it most resembles."""
 
     def error(self, message: str) -> None:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(getattr(namespace, "command", None))
+            command.error(
+                f"unrecognized arguments: {' '.join(extras)}{_suggestion(command, extras)}"
+            )
+        return namespace
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                return action.choices[command]
+        return self
+
+
+def _suggestion(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """ "; did you mean --n-epochs?" for --epochs, if some option is close enough."""
+    import difflib
+
+    options = [option for action in parser._actions for option in action.option_strings]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=")[0], options, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
 
 
 def user_path(text: str) -> Path:
@@ -102,7 +131,10 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     for knob in dataclasses.fields(Settings):
         default = knob.default
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        options = {"default": None, "help": f"{knob.metadata['help']} (default: {shown})"}
+        help_text = knob.metadata["help"]
+        if "(default:" not in help_text:  # some say what their None default means
+            help_text += f" (default: {shown})"
+        options = {"default": None, "help": help_text}
         if knob.name in CHOICES:
             options["choices"] = CHOICES[knob.name]
         elif isinstance(default, tuple):
@@ -629,6 +661,10 @@ def _epoch_line(row: dict, n_epochs: int) -> str:
 def _load_model(path: Path):
     from mnist_nn.model_file import load_model
 
+    if path.is_dir():
+        models = sorted(path.glob("*.npz"))
+        example = f", such as {models[0]}" if models else ""
+        raise CommandError(f"{path} is a folder; give the model's .npz file in it{example}")
     return load_model(path)
 
 

@@ -722,3 +722,26 @@ def test_more_threads_than_cores_are_capped_with_a_warning(data_dir, tmp_path, m
     code, _, err = run_main(small_train(data_dir, out, "--n-threads", "64"), capsys)
     assert code == 0 and "--n-threads 64 is more than the 2 usable cores; using 2" in err
     assert load_model(out).settings.n_threads == 2
+
+
+def test_every_option_states_its_default_once():
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for command in commands.choices.values():
+        for action in command._actions:
+            assert (action.help or "").count("(default:") <= 1, action.help
+            assert "(default: None)" not in (action.help or ""), action.help
+
+
+def test_a_misspelt_option_suggests_the_right_one_and_its_help(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--epochs", "3"])
+    assert stop.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert_one_line_error(2, err, "--epochs", "did you mean --n-epochs?", "train --help")
+
+
+def test_a_folder_given_as_the_model_is_called_a_folder(trained, tmp_path, capsys):
+    (tmp_path / "m.npz").write_bytes(trained.read_bytes())
+    code, _, err = run_main(["evaluate", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, f"{tmp_path} is a folder", str(tmp_path / "m.npz"))
