@@ -484,15 +484,20 @@ def _build_model(settings: Settings, input_shape: tuple[int, ...]):
 
 
 def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) -> int:
-    """Save the model first, then test it, then save it again with its test accuracy: an
-    interrupt after the first save (Ctrl-C, SIGTERM) keeps the model and says so."""
-    _record_provenance(model, dataset, history)
+    """Save the model first, then test it, then save it again with its test accuracy. Any
+    interrupt after training (Ctrl-C, SIGTERM) keeps the model, saved before it is tested or
+    at once if the interrupt comes first, and says so."""
     done: dict[str, str | None] = {}  # "saved": None or the reason it failed; "tested"
     try:
+        _record_provenance(model, dataset, history)
         _save_then_test(model, history, out, test_data, stops, done)
     except KeyboardInterrupt:
         stops.interrupted()
-        if "saved" in done and done["saved"] is None:
+        if "saved" not in done:  # interrupted before the save began: save now all the same
+            _record_provenance(model, dataset, history)
+            with contextlib.suppress(KeyboardInterrupt), stops.deferred():
+                done["saved"] = _save(model, out)
+        if done.get("saved", "") is None:
             without = "" if "tested" in done else ", without its test accuracy"
             kept = f"the model of epoch {history.best_epoch} is saved in {out}{without}"
         else:
