@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import signal
@@ -396,8 +397,10 @@ def _check_writable(path: Path) -> None:
     try:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".mnist_nn-check.", suffix=".tmp")
     except OSError as error:
+        # /proc answers "No such file or directory" for a folder that is there
+        reason = "it takes no new files" if error.errno == errno.ENOENT else error.strerror
         raise CommandError(
-            f"--out {path}: cannot write in {folder} ({error.strerror}); choose another --out"
+            f"--out {path}: cannot write in {folder} ({reason}); choose another --out"
         ) from None
     os.close(handle)
     os.unlink(temporary)
@@ -535,8 +538,6 @@ def _report_test_accuracy(model, history, test_data) -> None:
 
 def _save(model, out: Path) -> str | None:
     """Save the model (whole or not at all); None, or what went wrong and what to do."""
-    import errno
-
     try:
         model.save(out)
     except OSError as error:
