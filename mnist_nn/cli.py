@@ -504,7 +504,7 @@ def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) ->
             without = "" if "tested" in done else ", without its test accuracy"
             kept = f"the model of epoch {history.best_epoch} is saved in {out}{without}"
         else:
-            kept = f"the model is not saved ({done.get('saved') or 'interrupted before it was'})"
+            kept = f"the model is not saved: {done.get('saved') or 'interrupted before it was'}"
         print(f"\n{stops.reason}: {kept}", file=sys.stderr)
         return stops.exit_code
     return stops.exit_code if stops.reason else 0
@@ -516,11 +516,11 @@ def _save_then_test(model, history, out: Path, test_data, stops, done: dict) -> 
     _report_test_accuracy(model, history, test_data)
     done["tested"] = None
     if done["saved"] is not None:  # the disk refused: the accuracy is given, then the error
-        raise CommandError(f"could not save the model to {out}: {done['saved']}; it is not saved")
+        raise CommandError(f"the model is not saved: {done['saved']}")
     with stops.deferred():
         problem = _save(model, out)
     if problem is not None:
-        _warn(f"the test accuracy could not be added to {out}: {problem}")
+        _warn(f"the saved model lacks its test accuracy: {problem}")
     figure_path = _save_learning_curves(history, out)
     curves = f" and the learning curves to {figure_path}" if figure_path else ""
     print(f"saved the model to {out}{curves}")
@@ -545,7 +545,7 @@ def _save(model, out: Path) -> str | None:
         advice = "choose another --out"
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             advice = "free some space or choose another --out"
-        return f"{reason}; {advice}"
+        return f"could not write {out} ({reason}); {advice}"
     return None
 
 
