@@ -79,7 +79,9 @@ def user_path(text: str) -> Path:
     try:
         return Path(text).expanduser()
     except RuntimeError:
-        raise argparse.ArgumentTypeError(f"cannot expand {text}: no such user") from None
+        user = text.split("/", 1)[0].removeprefix("~")
+        why = f"no user {user!r}" if user else "HOME is not set (nor a home in passwd)"
+        raise argparse.ArgumentTypeError(f"cannot expand {text}: {why}; give a full path") from None
 
 
 def option_name(setting: str) -> str:

@@ -535,7 +535,20 @@ def test_unknown_home_folder_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["train", "--data-dir", "~no-such-user-here/x"])
     assert stop.value.code == cli.EXIT_USAGE
-    assert "no such user" in capsys.readouterr().err
+    assert "no user 'no-such-user-here'; give a full path" in capsys.readouterr().err
+
+
+def test_a_user_without_a_home_is_told_to_give_a_full_path(monkeypatch, capsys):
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(uid)  # a container user without a passwd entry
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--out", "~/m.npz"])
+    assert_one_line_error(2, capsys.readouterr().err, "HOME is not set", "give a full path")
 
 
 def test_a_crafted_model_file_is_one_line_without_traceback(tmp_path, capsys):
