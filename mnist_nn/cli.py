@@ -62,7 +62,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _suggestion(parser: argparse.ArgumentParser, extras: list[str]) -> str:
-    """ "; did you mean --n-epochs?" for --epochs, if some option is close enough."""
+    """The hint for --epochs, "; did you mean --n-epochs?", if some option is close enough."""
     import difflib
 
     options = [option for action in parser._actions for option in action.option_strings]
@@ -502,7 +502,7 @@ def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) ->
             _record_provenance(model, dataset, history)
             with contextlib.suppress(KeyboardInterrupt), stops.deferred():
                 done["saved"] = _save(model, out)
-        if done.get("saved", "") is None:
+        if "saved" in done and done["saved"] is None:
             without = "" if "tested" in done else ", without its test accuracy"
             kept = f"the model of epoch {history.best_epoch} is saved in {out}{without}"
         else:
@@ -545,7 +545,7 @@ def _save(model, out: Path) -> str | None:
     except OSError as error:
         reason = error.strerror or str(error)
         advice = "choose another --out"
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # disk, quota
             advice = "free some space or choose another --out"
         return f"could not write {out} ({reason}); {advice}"
     return None

@@ -502,9 +502,8 @@ def _fetch(
             raise _past_deadline(transfer, deadline) from None
         if isinstance(error, _MirrorFailed):
             raise
-        raise _proxy_failure(error, url, transfer, limits) or _explain(
-            error, transfer, limits
-        ) from None
+        failure = _proxy_failure(error, url, transfer, limits) or _explain(error, transfer, limits)
+        raise failure from None
     return target
 
 
