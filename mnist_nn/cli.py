@@ -5,6 +5,10 @@ cause (bad arguments, missing files, damaged data) into a message on stderr, one
 library's advice where it gives some (how to place MNIST by hand), and a non-zero exit. The train
 options are the fields of Settings, spelled the same (n_epochs is --n-epochs). Nothing here
 imports the benchmark until `bench` runs.
+
+`train` saves the model before it tests it. Ctrl-C or SIGTERM (`timeout`, `docker stop`) after
+the first epoch ends training at the best epoch so far, and any interrupt after that keeps the
+saved model; either way the last line says what was kept.
 """
 
 from __future__ import annotations
