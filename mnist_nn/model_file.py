@@ -37,6 +37,8 @@ MAX_MODEL_PARAMETERS = 4 * MAX_LAYER_PARAMETERS
 # of images, where a chunk may be a single image. Memory per image is Model's own bound.
 MAX_MULTIPLY_ADDS_PER_SAMPLE = 250_000_000
 MAX_LAYERS = 1_000
+# ... and kernel offsets: a gradient through Conv2D (a saliency map) adds one block per offset.
+MAX_KERNEL_OFFSETS = 10_000
 # What zipfile, zlib and numpy's .npy header parser raise for a damaged or crafted file.
 _DAMAGED_FILE_ERRORS = (
     zipfile.BadZipFile,
@@ -90,7 +92,8 @@ def load_model(path: str | os.PathLike) -> Model:
     its .npy header) are checked before any data are read, so a file can make us allocate no
     more than the model it describes, and that model is bounded (MAX_MODEL_PARAMETERS, and the
     values per image, see model.MAX_VALUES_PER_SAMPLE), as is its work per image
-    (MAX_MULTIPLY_ADDS_PER_SAMPLE, MAX_LAYERS), checked before any weight is read.
+    (MAX_MULTIPLY_ADDS_PER_SAMPLE, MAX_LAYERS, MAX_KERNEL_OFFSETS), checked before any weight
+    is read.
     """
     path = Path(path)
     with _open_archive(path) as archive:
@@ -325,8 +328,18 @@ def _check_layer_count(path: Path, layer_specs: list) -> None:
 
 
 def _check_work(path: Path, model: Model) -> None:
-    """Refuse a model whose forward pass costs more than MAX_MULTIPLY_ADDS_PER_SAMPLE per image:
-    a small file (a few weights shared over a huge padded image) must not cost hours to run."""
+    """Refuse a model whose forward pass costs more than MAX_MULTIPLY_ADDS_PER_SAMPLE per image,
+    or whose gradient loops over more than MAX_KERNEL_OFFSETS: a small file (a few weights shared
+    over a huge padded image) must not cost hours to run."""
+    offsets = sum(getattr(layer, "kernel_size", 0) ** 2 for layer in model.layers)
+    if offsets > MAX_KERNEL_OFFSETS:
+        raise ModelFileError(
+            path,
+            f"its convolution kernels have {offsets:,} offsets, more than the "
+            f"{MAX_KERNEL_OFFSETS:,} a model file may have (a gradient, as for a saliency map, "
+            "takes a Python step for each)",
+            "use smaller kernels",
+        )
     counts = model.multiply_adds_per_sample()
     if sum(counts) <= MAX_MULTIPLY_ADDS_PER_SAMPLE:
         return

@@ -457,3 +457,12 @@ def test_a_huge_pooling_window_stays_cheap_per_image(tmp_path):
     model = load_model(path)
     assert sum(model.multiply_adds_per_sample()) == 816 * 816 + 10
     assert model.predict(IMAGES[:2]).shape == (2,)
+
+
+def test_a_kernel_with_too_many_offsets_is_refused(tmp_path):
+    # 101 x 101 weights over a padded image: 4 output positions, cheap forward, but a gradient
+    # (a saliency map) would take 10,201 Python steps per chunk of images.
+    layers = [Conv2D(1, 1, 101, padding=37), Flatten(), Dense(4, 10)]
+    path = Model(layers, input_shape=(1, 28, 28)).save(tmp_path / "model.npz")
+    with pytest.raises(ModelFileError, match="10,201 offsets, more than the 10,000"):
+        load_model(path)
