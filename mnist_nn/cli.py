@@ -5,17 +5,25 @@ cause (bad arguments, missing files, damaged data) into a message on stderr, one
 library's advice where it gives some (how to place MNIST by hand), and a non-zero exit. The train
 options are the fields of Settings, spelled the same (n_epochs is --n-epochs). Nothing here
 imports the benchmark until `bench` runs.
+
+`train` saves the model before it tests it. Ctrl-C or SIGTERM (`timeout`, `docker stop`) after
+the first epoch ends training at the best epoch so far, and any interrupt after that keeps the
+saved model; either way the last line says what was kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +34,7 @@ from mnist_nn.settings import CHOICES, FIELD_NAMES, Settings
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a process stopped by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # ... and by SIGTERM (128 + 15)
 MLP_ONLY, CNN_ONLY = ("hidden_sizes", "activation", "dropout"), ("n_filters",)
 
 
@@ -34,10 +43,39 @@ class CommandError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the fix instead of the usage block."""
+    """argparse, but a usage error is one line naming the fix instead of the usage block, and
+    an unknown option is reported by its command, with the option it most resembles."""
 
     def error(self, message: str) -> None:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(getattr(namespace, "command", None))
+            command.error(
+                f"unrecognized arguments: {' '.join(extras)}{_suggestion(command, extras)}"
+            )
+        return namespace
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                return action.choices[command]
+        return self
+
+
+def _suggestion(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """The hint for --epochs, "; did you mean --n-epochs?", if some option is close enough."""
+    import difflib
+
+    options = [option for action in parser._actions for option in action.option_strings]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=")[0], options, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
 
 
 def user_path(text: str) -> Path:
@@ -45,7 +83,9 @@ def user_path(text: str) -> Path:
     try:
         return Path(text).expanduser()
     except RuntimeError:
-        raise argparse.ArgumentTypeError(f"cannot expand {text}: no such user") from None
+        user = text.split("/", 1)[0].removeprefix("~")
+        why = f"no user {user!r}" if user else "HOME is not set (nor a home in passwd)"
+        raise argparse.ArgumentTypeError(f"cannot expand {text}: {why}; give a full path") from None
 
 
 def option_name(setting: str) -> str:
@@ -53,7 +93,20 @@ def option_name(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
-def _add_data_options(parser: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _add_data_options(
+    parser: argparse.ArgumentParser, default: str | None = "mnist", downloads: bool = True
+) -> None:
     shown = default or "the one the model was trained on, else mnist"
     parser.add_argument(
         "--dataset",
@@ -68,6 +121,15 @@ def _add_data_options(parser: argparse.ArgumentParser, default: str | None = "mn
         default=None,
         help="folder with the IDX files (default: $MNIST_NN_DATA or the clone's data/)",
     )
+    if downloads:
+        parser.add_argument(
+            "--timeout",
+            type=seconds,
+            default=None,
+            metavar="SECONDS",
+            help="how long a download mirror may stay silent before the next one is tried, "
+            "e.g. 5 on a network known to be down (default: 30, and 5 to connect)",
+        )
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +138,10 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     for knob in dataclasses.fields(Settings):
         default = knob.default
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        options = {"default": None, "help": f"{knob.metadata['help']} (default: {shown})"}
+        help_text = knob.metadata["help"]
+        if "(default:" not in help_text:  # some say what their None default means
+            help_text += f" (default: {shown})"
+        options = {"default": None, "help": help_text}
         if knob.name in CHOICES:
             options["choices"] = CHOICES[knob.name]
         elif isinstance(default, tuple):
@@ -191,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time training against PyTorch on the CPU")
     _add_bench_options(bench)
-    _add_data_options(bench)
+    _add_data_options(bench, downloads=False)  # the benchmark never downloads
     bench.set_defaults(run=run_bench)
     return parser
 
@@ -210,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings (e.g. a checksum that differs) as one line, without the source line."""
+    _warn(message)
+
+
+def _warn(message) -> None:
     print(f"mnist_nn: warning: {message}", file=sys.stderr)
 
 
@@ -256,7 +325,8 @@ def _load(args: argparse.Namespace, split: str | None = None):
 
     if args.dataset == "synthetic":
         return load_dataset("synthetic", split=split)
-    return load_dataset(args.dataset, args.data_dir, split=split, progress=sys.stderr.isatty())
+    progress = sys.stderr.isatty()
+    return load_dataset(args.dataset, args.data_dir, split, progress=progress, timeout=args.timeout)
 
 
 def run_download(args: argparse.Namespace) -> int:
@@ -317,16 +387,29 @@ def _check_train_options(args: argparse.Namespace, settings: Settings) -> Path:
 
 def _check_writable(path: Path) -> None:
     """Before any training: refuse an output that could not be written, or that is not a plain
-    file (a folder, a device such as /dev/null), which a save must never replace."""
+    file (a folder, a device such as /dev/null), which a save must never replace. Writing is
+    tried for real (a temporary file where the save would put its own, removed at once): the
+    permission bits say nothing about /proc, a read-only mount or root."""
+    import tempfile
+
+    from mnist_nn.files import existing_folder
+
     if path.exists() and not path.is_file():
         raise CommandError(f"{path} exists and is not a regular file; choose another --out")
-    folder = path.parent
-    while not folder.exists():  # the first folder that exists is where we would create it
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CommandError(f"--out {path}: {folder} is a file, not a folder; choose another --out")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CommandError(f"--out {path}: cannot write in {folder}; choose another --out")
+    try:
+        folder = existing_folder(path.parent, "the folder")
+    except NotADirectoryError as error:  # a file or a broken link in the way, named
+        raise CommandError(f"--out {path}: {error}") from None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".mnist_nn-check.", suffix=".tmp")
+    except OSError as error:
+        # /proc answers "No such file or directory" for a folder that is there
+        reason = "it takes no new files" if error.errno == errno.ENOENT else error.strerror
+        raise CommandError(
+            f"--out {path}: cannot write in {folder} ({reason}); choose another --out"
+        ) from None
+    os.close(handle)
+    os.unlink(temporary)
 
 
 def _training_data(args: argparse.Namespace, settings: Settings):
@@ -345,50 +428,152 @@ def _training_data(args: argparse.Namespace, settings: Settings):
 def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from mnist_nn.model import build_model
-    from mnist_nn.plots import plot_history
     from mnist_nn.train import TrainingInterrupted, fit
 
-    settings = settings_from_arguments(args)
+    settings = _within_usable_cores(settings_from_arguments(args))
     out = _check_train_options(args, settings)
-    (X, y), validation_data, (X_test, y_test) = _training_data(args, settings)
-    try:
-        model = build_model(settings, X.shape[1:], n_classes=10)
-    except ValueError as error:
-        raise CommandError(_with_option_names(str(error))) from None
+    (X, y), validation_data, test_data = _training_data(args, settings)
+    model = _build_model(settings, X.shape[1:])
     print(model.summary())
     print(f"training on {len(X):,} images, validating on {_count(validation_data)} images")
-    interrupted = False
+    with _Stops() as stops:
+        try:
+            history = fit(
+                model,
+                X,
+                y,
+                settings,
+                validation_data=validation_data,
+                progress=sys.stderr.isatty(),
+                on_epoch_end=lambda row: tqdm.write(_epoch_line(row, settings.n_epochs)),
+            )
+        except TrainingInterrupted as stop:
+            stops.interrupted()
+            if stop.history.best_epoch is None:
+                print(
+                    f"\n{stops.reason} before the first epoch ended: no model saved",
+                    file=sys.stderr,
+                )
+                return stops.exit_code
+            print(f"\n{stops.reason}: {stop}", file=sys.stderr)
+            history = stop.history
+        return _save_and_test(model, history, out, args.dataset, test_data, stops)
+
+
+def _within_usable_cores(settings: Settings) -> Settings:
+    """--n-threads capped at the cores this process may use: more threads than cores only
+    wait for each other (64 threads on 2 cores ran 60-400x slower)."""
+    from mnist_nn.threads import available_cores
+
+    cores = available_cores()
+    if settings.n_threads is None or settings.n_threads <= cores:
+        return settings
+    _warn(f"--n-threads {settings.n_threads} is more than the {cores} usable cores; using {cores}")
+    return settings.replace(n_threads=cores)
+
+
+def _build_model(settings: Settings, input_shape: tuple[int, ...]):
+    """The network the settings describe, refused before training if a saved copy would not
+    load (its forward pass would cost more than a model file may ask)."""
+    from mnist_nn.model import build_model
+    from mnist_nn.model_file import MAX_MULTIPLY_ADDS_PER_SAMPLE
+
     try:
-        history = fit(
-            model,
-            X,
-            y,
-            settings,
-            validation_data=validation_data,
-            progress=sys.stderr.isatty(),
-            on_epoch_end=lambda row: tqdm.write(_epoch_line(row, settings.n_epochs)),
+        model = build_model(settings, input_shape, n_classes=10)
+    except ValueError as error:
+        raise CommandError(_with_option_names(str(error))) from None
+    work = sum(model.multiply_adds_per_sample())
+    if work > MAX_MULTIPLY_ADDS_PER_SAMPLE:
+        raise CommandError(
+            f"this network needs {work:,} multiply-adds per image, more than the "
+            f"{MAX_MULTIPLY_ADDS_PER_SAMPLE:,} a saved model may ask; use fewer --n-filters or "
+            "--hidden-sizes"
         )
-    except TrainingInterrupted as stop:
-        if stop.history.best_epoch is None:
-            print("\ninterrupted before the first epoch ended: no model saved", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"\ninterrupted: {stop}", file=sys.stderr)
-        history, interrupted = stop.history, True
+    return model
+
+
+def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) -> int:
+    """Save the model first, then test it, then save it again with its test accuracy. Any
+    interrupt after training (Ctrl-C, SIGTERM) keeps the model, saved before it is tested or
+    at once if the interrupt comes first, and says so."""
+    done: dict[str, str | None] = {}  # "saved": None or the reason it failed; "tested"
+    try:
+        _record_provenance(model, dataset, history)
+        _save_then_test(model, history, out, test_data, stops, done)
+    except KeyboardInterrupt:
+        stops.interrupted()
+        if "saved" not in done:  # interrupted before the save began: save now all the same
+            _record_provenance(model, dataset, history)
+            with contextlib.suppress(KeyboardInterrupt), stops.deferred():
+                done["saved"] = _save(model, out)
+        if "saved" in done and done["saved"] is None:
+            without = "" if "tested" in done else ", without its test accuracy"
+            kept = f"the model of epoch {history.best_epoch} is saved in {out}{without}"
+        else:
+            kept = f"the model is not saved: {done.get('saved') or 'interrupted before it was'}"
+        print(f"\n{stops.reason}: {kept}", file=sys.stderr)
+        return stops.exit_code
+    return stops.exit_code if stops.reason else 0
+
+
+def _save_then_test(model, history, out: Path, test_data, stops, done: dict) -> None:
+    with stops.deferred():  # a save is short; an interrupt waits for it, so none is half done
+        done["saved"] = _save(model, out)
+    _report_test_accuracy(model, history, test_data)
+    done["tested"] = None
+    if done["saved"] is not None:  # the disk refused: the accuracy is given, then the error
+        raise CommandError(f"the model is not saved: {done['saved']}")
+    with stops.deferred():
+        problem = _save(model, out)
+    if problem is not None:
+        _warn(f"the saved model lacks its test accuracy: {problem}")
+    figure_path = _save_learning_curves(history, out)
+    curves = f" and the learning curves to {figure_path}" if figure_path else ""
+    print(f"saved the model to {out}{curves}")
+
+
+def _report_test_accuracy(model, history, test_data) -> None:
+    X_test, y_test = test_data
     test = model.evaluate(X_test, y_test)
-    _record_provenance(model, args.dataset, test, len(X_test))
-    path = model.save(out)
-    figure_path = path.with_suffix(".png")
-    plot_history(history).savefig(figure_path, dpi=100)
+    model.provenance.update(test_accuracy=test.accuracy, test_loss=test.loss, n_test=len(X_test))
     print(
         f"test accuracy {test.accuracy:.2%} (loss {test.loss:.4f}), model of epoch "
         f"{history.best_epoch}"
     )
-    print(f"saved the model to {path} and the learning curves to {figure_path}")
-    return EXIT_INTERRUPTED if interrupted else 0
 
 
-def _record_provenance(model, dataset: str, test, n_test: int) -> None:
+def _save(model, out: Path) -> str | None:
+    """Save the model (whole or not at all); None, or what went wrong and what to do."""
+    try:
+        model.save(out)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        advice = "choose another --out"
+        if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # disk, quota
+            advice = "free some space or choose another --out"
+        return f"could not write {out} ({reason}); {advice}"
+    return None
+
+
+def _save_learning_curves(history, out: Path) -> Path | None:
+    """The learning curves next to the model; a failure is a warning, the model is saved."""
+    from mnist_nn.plots import plot_history
+
+    figure_path = out.with_suffix(".png")
+    try:
+        plot_history(history).savefig(figure_path, dpi=100)
+    except (OSError, ValueError, MemoryError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        _warn(
+            f"could not write the learning curves to {figure_path} ({reason}); the model is saved"
+        )
+        figure_path.unlink(missing_ok=True)  # no half-written picture
+        return None
+    return figure_path
+
+
+def _record_provenance(model, dataset: str, history) -> None:
+    """What the model was trained on, and its best epoch (also after an interrupt)."""
     from mnist_nn import __version__
     from mnist_nn.datasets import class_names
 
@@ -396,11 +581,78 @@ def _record_provenance(model, dataset: str, test, n_test: int) -> None:
         dataset=dataset,
         class_names=class_names(dataset),
         input="28x28 grey images, light ink on black; uint8 pixels scaled by 1/255",
-        test_accuracy=test.accuracy,
-        test_loss=test.loss,
-        n_test=n_test,
         mnist_nn_version=__version__,
     )
+    if history.best_epoch is not None:
+        row = history.rows[history.best_epoch - 1]
+        model.provenance.update(
+            best_epoch=row["epoch"], val_loss=row["val_loss"], val_accuracy=row["val_accuracy"]
+        )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, a job scheduler), raised where Ctrl-C would be."""
+
+
+class _Stops:
+    """Within the block, SIGTERM stops training like Ctrl-C: the model keeps its best epoch and
+    is saved. Only in the main thread and where the platform has SIGTERM; a SIGTERM that was
+    ignored stays ignored. `reason` says what stopped the run, if anything did."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous = None
+
+    def __enter__(self) -> _Stops:
+        if _can_handle_signals():
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous not in (None, signal.SIG_IGN):
+                self._previous = previous
+                signal.signal(signal.SIGTERM, self._terminate)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def interrupted(self) -> None:
+        """Note a KeyboardInterrupt: Ctrl-C, unless SIGTERM raised it."""
+        self.reason = self.reason or "interrupted"
+
+    def _terminate(self, signum, frame) -> None:
+        self.reason = "terminated (SIGTERM)"
+        raise _Terminated(self.reason)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.reason == "terminated (SIGTERM)" else EXIT_INTERRUPTED
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Ctrl-C or SIGTERM in the block waits until it ends (then is raised as usual)."""
+        if not _can_handle_signals():
+            yield
+            return
+        arrived: list[int] = []
+        handled = (signal.SIGINT, signal.SIGTERM)
+        names = [name for name in handled if signal.getsignal(name) not in (None, signal.SIG_IGN)]
+        handlers = {
+            name: signal.signal(name, lambda signum, frame: arrived.append(signum))
+            for name in names
+        }
+        try:
+            yield
+        finally:
+            for name, handler in handlers.items():
+                signal.signal(name, handler)
+        if signal.SIGINT in arrived:
+            raise KeyboardInterrupt
+        if arrived:
+            self._terminate(None, None)
+
+
+def _can_handle_signals() -> bool:
+    return hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
 
 
 def _count(data) -> str:
@@ -421,6 +673,10 @@ def _epoch_line(row: dict, n_epochs: int) -> str:
 def _load_model(path: Path):
     from mnist_nn.model_file import load_model
 
+    if path.is_dir():
+        models = sorted(path.glob("*.npz"))
+        example = f", such as {models[0]}" if models else ""
+        raise CommandError(f"{path} is a folder; give the model's .npz file in it{example}")
     return load_model(path)
 
 

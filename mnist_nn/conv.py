@@ -324,8 +324,12 @@ class MaxPool2D(Layer):
 
     X (N, C, H, W) -> out (N, C, H // S, W // S); rows and columns past the last whole window
     are dropped (and get zero gradient). The windows are a reshape, (N, OH, S, OW, S, C), so
-    there is no im2col and no loop over pixels.
+    there is no im2col and no loop over pixels, and the number of NumPy calls does not grow with
+    S: windows of up to SMALL_WINDOW values take pairwise maxima over their offsets (the fastest
+    way for the usual 2x2), larger ones whole-array reductions (see _first_maxima).
     """
+
+    SMALL_WINDOW = 9  # S * S up to this (S <= 3): at most 9 pairwise steps
 
     def __init__(self, pool_size: int = 2) -> None:
         super().__init__()
@@ -344,20 +348,10 @@ class MaxPool2D(Layer):
             raise ValueError(f"MaxPool2D({S}) needs images of at least {S}x{S}, got {X.shape}")
         # (N, OH, S, OW, S, C): splitting H and W is a view for any strides.
         windows = X.transpose(0, 2, 3, 1)[:, : OH * S, : OW * S, :].reshape(N, OH, S, OW, S, C)
-        # The maximum as pairwise maxima of the S*S window positions: much faster than a
-        # reduction over two strided axes.
-        out = windows[:, :, 0, :, 0, :].copy()  # (N, OH, OW, C)
-        for offset in range(1, S * S):
-            np.maximum(out, windows[:, :, offset // S, :, offset % S, :], out=out)
-        # Where the maximum is; one winner per window, the first in row order, so a tie (common
-        # after ReLU: all zeros) never sends the gradient twice.
-        mask = windows == out[:, :, None, :, None, :]  # (N, OH, S, OW, S, C)
-        taken = mask[:, :, 0, :, 0, :].copy()
-        for offset in range(1, S * S):
-            winner = mask[:, :, offset // S, :, offset % S, :]
-            np.greater(winner, taken, out=winner)  # winner and not taken
-            if offset < S * S - 1:
-                taken |= winner
+        if S * S <= self.SMALL_WINDOW:
+            out, mask = _first_maxima_pairwise(windows)
+        else:
+            out, mask = _first_maxima(windows)
         self.mask, self.input_shape = mask, X.shape
         return out.transpose(0, 3, 1, 2)  # (N, C, OH, OW)
 
@@ -384,6 +378,39 @@ class MaxPool2D(Layer):
 
     def get_config(self) -> dict:
         return {"pool_size": self.pool_size}
+
+
+def _first_maxima_pairwise(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's maximum (N, OH, OW, C) and a mask (N, OH, S, OW, S, C) of the first
+    position holding it, in row order, by pairwise steps over the S*S offsets: much faster than
+    a reduction over two strided axes, for small windows."""
+    S = windows.shape[2]
+    out = windows[:, :, 0, :, 0, :].copy()  # (N, OH, OW, C)
+    for offset in range(1, S * S):
+        np.maximum(out, windows[:, :, offset // S, :, offset % S, :], out=out)
+    # One winner per window, the first in row order, so a tie (common after ReLU: all zeros)
+    # never sends the gradient twice.
+    mask = windows == out[:, :, None, :, None, :]  # (N, OH, S, OW, S, C)
+    taken = mask[:, :, 0, :, 0, :].copy()
+    for offset in range(1, S * S):
+        winner = mask[:, :, offset // S, :, offset % S, :]
+        np.greater(winner, taken, out=winner)  # winner and not taken
+        if offset < S * S - 1:
+            taken |= winner
+    return out, mask
+
+
+def _first_maxima(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same as _first_maxima_pairwise in a fixed number of whole-array steps, whatever S:
+    the maximum by reductions, then the first position holding it as the lowest rank p*S + q
+    among the positions equal to it."""
+    S = windows.shape[2]
+    out = windows.max(axis=2).max(axis=3)  # rows p first: (N, OH, OW, S, C), then columns q
+    rank_type = np.min_scalar_type(S * S)
+    rank = np.arange(S * S, dtype=rank_type).reshape(1, 1, S, 1, S, 1)
+    ranks = np.where(windows == out[:, :, None, :, None, :], rank, rank_type.type(S * S))
+    first = ranks.min(axis=4).min(axis=2)  # (N, OH, OW, C); S*S where none (a NaN window)
+    return out, rank == first[:, :, None, :, None, :]
 
 
 @register_layer

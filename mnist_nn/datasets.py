@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
 import http.client
@@ -154,22 +155,40 @@ class ChecksumWarning(UserWarning):
 def default_data_dir() -> Path:
     """The data folder: $MNIST_NN_DATA, else the clone's data/, else a per-user cache folder."""
     if os.environ.get("MNIST_NN_DATA"):
-        return Path(os.environ["MNIST_NN_DATA"]).expanduser()
+        return _expand_user(os.environ["MNIST_NN_DATA"], "MNIST_NN_DATA")
     root = Path(__file__).resolve().parent.parent
     if (root / "data" / "README.md").is_file() or (root / "pyproject.toml").is_file():
         return root / "data"  # running from a clone of the repository
     xdg_cache = os.environ.get("XDG_CACHE_HOME", "")
     # The XDG spec: a relative path is invalid and ignored (it would depend on the folder we
     # were started in).
-    cache = (Path(xdg_cache) if os.path.isabs(xdg_cache) else Path.home() / ".cache") / "mnist_nn"
+    if os.path.isabs(xdg_cache):
+        cache = Path(xdg_cache) / "mnist_nn"
+    else:
+        cache = _expand_user("~/.cache/mnist_nn", "the default data folder")
     _announce_once(cache)
     return cache
+
+
+def _expand_user(path: str | os.PathLike, what: str) -> Path:
+    """`path` with ~ or ~user expanded; a home folder that cannot be found (an unknown user, a
+    container user without HOME or a passwd entry) is a ValueError saying what to set."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        user = str(path).split("/", 1)[0].removeprefix("~")
+        missing = f"there is no user {user!r}" if user else "HOME is not set (nor a home in passwd)"
+        raise ValueError(
+            f"{what} is {path}, but {missing}, so the home folder is unknown: set MNIST_NN_DATA "
+            "to a folder (or pass data_dir= in Python, --data-dir on the command line)"
+        ) from None
 
 
 @functools.cache
 def _announce_once(folder: Path) -> None:
     print(
-        f"mnist_nn: data folder is {folder} (pass data_dir= or set MNIST_NN_DATA to change it)",
+        f"mnist_nn: data folder is {folder} (to change it: --data-dir on the command line, "
+        "data_dir= in Python, or the MNIST_NN_DATA environment variable)",
         file=sys.stderr,
     )
 
@@ -183,7 +202,7 @@ def dataset_folder(
     /usr/share/datasets/fashion-mnist) is used as it is.
     """
     spec = _spec(dataset)
-    base = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    base = _expand_user(data_dir, "data_dir") if data_dir is not None else default_data_dir()
     return base / spec.folder if spec.folder and base.name != spec.folder else base
 
 
@@ -449,6 +468,7 @@ class _Transfer:
 
     expected: int
     received: int | None = None
+    chunked: bool = False  # the answer marks its own end, so a clean end is no cut
 
 
 # What the network can raise, as opposed to errors writing the file (a full disk), which are
@@ -482,7 +502,8 @@ def _fetch(
             raise _past_deadline(transfer, deadline) from None
         if isinstance(error, _MirrorFailed):
             raise
-        raise _explain(error, transfer, limits) from None
+        failure = _proxy_failure(error, url, transfer, limits) or _explain(error, transfer, limits)
+        raise failure from None
     return target
 
 
@@ -491,7 +512,8 @@ def _stream_to_file(session, url, remote, target, hash_name, progress, limits, t
     headers = {"Accept-Encoding": "identity"}
     timeout = (limits.connect_timeout, limits.stall_timeout)
     with session.get(url, stream=True, timeout=timeout, headers=headers) as response:
-        _check_answer(response)
+        _check_answer(response, remote.size)
+        transfer.chunked = bool(response.raw.chunked)
         transfer.received = 0
         bar = tqdm(
             total=remote.size, unit="B", unit_scale=True, desc=remote.name, disable=not progress
@@ -581,11 +603,23 @@ def _watched_session() -> requests.Session:
     return session
 
 
-def _check_answer(response: requests.Response) -> None:
+def _check_answer(response: requests.Response, expected: int) -> None:
+    """Refuse, before reading the body, an answer that is not the file: an error, a web page,
+    or a length of its own (a captive portal's page, an empty reply, a truncated copy)."""
     if response.status_code != 200:
         raise _MirrorFailed(f"HTTP {response.status_code} {response.reason}")
     if "html" in response.headers.get("Content-Type", ""):
         raise _MirrorFailed("answered with an HTML page instead of the file")
+    length = response.headers.get("Content-Length", "").strip()
+    if length.isdigit() and int(length) != expected:
+        raise _MirrorFailed(_not_the_file(int(length), expected, "by its Content-Length"))
+
+
+def _not_the_file(length: int, expected: int, how: str) -> str:
+    return (
+        f"its answer is {length:,} bytes long {how}, not the {expected:,} of the file (a login "
+        "page, an empty reply or a truncated copy on the mirror?)"
+    )
 
 
 def _stream(raw, file, bar, transfer: _Transfer, hash_name: str, limits: DownloadLimits) -> str:
@@ -600,6 +634,8 @@ def _stream(raw, file, bar, transfer: _Transfer, hash_name: str, limits: Downloa
         file.write(chunk)
         bar.update(len(chunk))
         _check_pace(transfer, time.monotonic() - started, deadline, limits)
+    if transfer.received != transfer.expected and transfer.chunked:  # its last chunk came
+        raise _MirrorFailed(_not_the_file(transfer.received, transfer.expected, "(chunked)"))
     if transfer.received != transfer.expected:
         raise _Hiccup(
             f"connection cut mid-file, after {transfer.received} of {transfer.expected} bytes"
@@ -661,6 +697,31 @@ def _cut(error, transfer: _Transfer, limits: DownloadLimits) -> _MirrorFailed:
     )
 
 
+def _no_connection(error, transfer: _Transfer, limits: DownloadLimits) -> _MirrorFailed:
+    """A connection that failed at once, not after a timeout: why, from the socket's error."""
+    causes = _causes(error)
+    reason = next((cause for cause in causes if getattr(cause, "errno", None)), None)
+    if reason is not None and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return _MirrorDown(
+            f"{reason.strerror.lower()}: this machine cannot reach it (offline, or a firewall?)"
+        )
+    return _MirrorDown(f"cannot connect ({getattr(reason, 'strerror', None) or error})")
+
+
+def _proxy_failure(
+    error: BaseException, url: str, transfer: _Transfer, limits: DownloadLimits
+) -> _MirrorFailed | None:
+    """The proxy from the environment, named, when it is what failed; else None."""
+    proxy_errors = (urllib3.exceptions.ProxyError, requests.exceptions.ProxyError)
+    if not any(isinstance(cause, proxy_errors) for cause in _causes(error)):
+        return None
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return _MirrorDown(
+        f"the proxy {proxy or '(from the environment)'} failed: {_explain(error, transfer, limits)}"
+        "; check or unset HTTPS_PROXY, HTTP_PROXY and ALL_PROXY"
+    )
+
+
 # (exception type, explanation), the first match wins, so the most specific come first. A string
 # is a mirror that is down, formatted with the exception and the limits.
 _EXPLANATIONS = (
@@ -669,15 +730,18 @@ _EXPLANATIONS = (
     (socket.gaierror, "host name not found (DNS lookup failed)"),
     (urllib3.exceptions.NameResolutionError, "host name not found (DNS lookup failed)"),
     (ConnectionRefusedError, "connection refused (nothing answers on that port)"),
+    # urllib3's NewConnectionError (an error at once) is a kind of ConnectTimeoutError
+    (urllib3.exceptions.NewConnectionError, _no_connection),
     (urllib3.exceptions.ConnectTimeoutError, "no connection within {limits.connect_timeout:g} s"),
     (http.client.RemoteDisconnected, _cut),
     (http.client.BadStatusLine, "the server's reply is not HTTP"),
     (urllib3.exceptions.ReadTimeoutError, _timed_out),
     (TimeoutError, _timed_out),
+    (http.client.IncompleteRead, _cut),
+    # e.g. "got more than 100 headers": an answer, though not one we can read
+    (http.client.HTTPException, "the server's reply is not valid HTTP ({error})"),
     (ConnectionError, _cut),
     (urllib3.exceptions.ProtocolError, _cut),
-    (http.client.IncompleteRead, _cut),
-    (http.client.HTTPException, "the server's reply is not HTTP"),
 )
 
 

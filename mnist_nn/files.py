@@ -1,6 +1,6 @@
 """Writing a file so that it is either complete or absent (atomic_write), removing the
 temporary files that a killed process left behind (remove_stale_temporaries), and making a
-folder where a file may stand in the way (make_folder)."""
+folder where a file or a broken link may stand in the way (make_folder)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     umask), not mkstemp's private 0o600.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, f"the folder of {path.name}")
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -43,19 +43,47 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 def make_folder(folder: str | os.PathLike, what: str = "the folder") -> Path:
-    """Create `folder` and its parents if needed (as mkdir -p). A file standing where it or
-    one of its parents should be is named in a NotADirectoryError, not a bare "File exists"."""
+    """Create `folder` and its parents if needed (as mkdir -p). Whatever stands in the way (see
+    existing_folder) is named in a NotADirectoryError, not a bare "File exists"."""
     folder = Path(folder)
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise NotADirectoryError(
-                    f"{candidate} is a file, not a folder, so {what} {folder} cannot be "
-                    "made there; move that file or choose another folder"
-                )
-            break
+    existing_folder(folder, what)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def existing_folder(folder: str | os.PathLike, what: str = "the folder") -> Path:
+    """The first of `folder` and its parents that is a folder: where mkdir -p would start.
+
+    NotADirectoryError, saying what to do, if something else stands there first: a file, or a
+    symbolic link that leads nowhere or round in a loop. Nothing is created.
+    """
+    folder = Path(folder)
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            return candidate
+        if candidate.exists():
+            raise NotADirectoryError(
+                f"{candidate} is a file, not a folder, so {what} {folder} cannot be made there; "
+                "move that file or choose another folder"
+            )
+        if candidate.is_symlink():
+            raise NotADirectoryError(
+                f"{candidate} is a symbolic link {_broken_link(candidate)}, so {what} {folder} "
+                "cannot be made there; fix or remove the link, or choose another folder"
+            )
+    return Path.cwd()  # not reached: "." or the root always exists
+
+
+def _broken_link(link: Path) -> str:
+    """How a symbolic link that does not lead to anything fails: "to X, which does not exist"."""
+    target = os.readlink(link)
+    try:
+        link.resolve(strict=True)
+    except FileNotFoundError:
+        return f"to {target}, which does not exist"
+    except (OSError, RuntimeError):  # RuntimeError: pathlib's "Symlink loop" before 3.13
+        return f"to {target} that loops back on itself"
+    return f"to {target}, which cannot be reached"
 
 
 def current_umask() -> int:

@@ -32,6 +32,14 @@ READABLE_VERSIONS = (1, 2)
 # (1.6 GB of float64), however its layers share them out.
 MAX_METADATA_BYTES = 16 * 2**20
 MAX_MODEL_PARAMETERS = 4 * MAX_LAYER_PARAMETERS
+# The work a loaded model may cost per image, checked from its shapes before any weight is
+# read: multiply-adds (90x build_cnn's 2.8 million; at a few billion a second, 10,000 test
+# images then take minutes, not hours), and layers, each a fixed number of NumPy calls per chunk
+# of images, where a chunk may be a single image. Memory per image is Model's own bound.
+MAX_MULTIPLY_ADDS_PER_SAMPLE = 250_000_000
+MAX_LAYERS = 1_000
+# ... and kernel offsets: a gradient through Conv2D (a saliency map) adds one block per offset.
+MAX_KERNEL_OFFSETS = 10_000
 # What zipfile, zlib and numpy's .npy header parser raise for a damaged or crafted file.
 _DAMAGED_FILE_ERRORS = (
     zipfile.BadZipFile,
@@ -64,18 +72,22 @@ def load_model(path: str | os.PathLike) -> Model:
     Each entry's inflated size (from the zip directory) and each array's shape and dtype (from
     its .npy header) are checked before any data are read, so a file can make us allocate no
     more than the model it describes, and that model is bounded (MAX_MODEL_PARAMETERS, and the
-    values per image, see model.MAX_VALUES_PER_SAMPLE).
+    values per image, see model.MAX_VALUES_PER_SAMPLE), as is its work per image
+    (MAX_MULTIPLY_ADDS_PER_SAMPLE, MAX_LAYERS, MAX_KERNEL_OFFSETS), checked before any weight
+    is read.
     """
     path = Path(path)
     with _open_archive(path) as archive:
         _check_version(path, _read_entry(path, archive, "format_version"))
         layer_specs, input_shape, settings = _read_description(path, archive)
+        _check_layer_count(path, layer_specs)
         provenance, train_fingerprint = _read_provenance(path, archive)
         needed = _parameter_shapes(path, layer_specs)
         _check_entry_names(path, archive, needed)
         for name, shape in needed.items():  # every header, before the model allocates anything
             _open_entry(path, archive, f"param:{name}", shape)[0].close()
         model = _build(path, layer_specs, input_shape)
+        _check_work(path, model)
         for name, param in model.named_parameters().items():
             np.copyto(param, _read_entry(path, archive, f"param:{name}", param.shape))
     model.settings, model.provenance = settings, provenance
@@ -284,3 +296,40 @@ def _build(path: Path, layer_specs: list, input_shape: list) -> Model:
         return Model(layers, input_shape=input_shape)
     except (TypeError, ValueError, OverflowError) as error:
         raise ModelFileError(path, f"the layers do not fit together ({error})") from None
+
+
+def _check_layer_count(path: Path, layer_specs: list) -> None:
+    if len(layer_specs) > MAX_LAYERS:
+        raise ModelFileError(
+            path,
+            f"it has {len(layer_specs):,} layers, more than the {MAX_LAYERS:,} a model file may "
+            "have (each costs Python steps for every chunk of images)",
+            "use a model with fewer layers",
+        )
+
+
+def _check_work(path: Path, model: Model) -> None:
+    """Refuse a model whose forward pass costs more than MAX_MULTIPLY_ADDS_PER_SAMPLE per image,
+    or whose gradient loops over more than MAX_KERNEL_OFFSETS: a small file (a few weights shared
+    over a huge padded image) must not cost hours to run."""
+    offsets = sum(getattr(layer, "kernel_size", 0) ** 2 for layer in model.layers)
+    if offsets > MAX_KERNEL_OFFSETS:
+        raise ModelFileError(
+            path,
+            f"its convolution kernels have {offsets:,} offsets, more than the "
+            f"{MAX_KERNEL_OFFSETS:,} a model file may have (a gradient, as for a saliency map, "
+            "takes a Python step for each)",
+            "use smaller kernels",
+        )
+    counts = model.multiply_adds_per_sample()
+    if sum(counts) <= MAX_MULTIPLY_ADDS_PER_SAMPLE:
+        return
+    weighted = [layer for layer in model.layers if "W" in layer.params]
+    largest = max(range(len(counts)), key=counts.__getitem__)
+    raise ModelFileError(
+        path,
+        f"its forward pass needs {sum(counts):,} multiply-adds per image ({counts[largest]:,} "
+        f"in {weighted[largest]!r}), more than the {MAX_MULTIPLY_ADDS_PER_SAMPLE:,} a model file "
+        "may ask",
+        "use a smaller model: fewer filters or units, less padding",
+    )

@@ -42,11 +42,7 @@ def stratified_kfold(
     if k < 2:
         raise ValueError(f"k must be at least 2 (one fold to train on, one to validate), got {k}")
     if k > counts.min():
-        rarest = classes[counts.argmin()]
-        raise ValueError(
-            f"k={k} is larger than the smallest class (label {rarest} has {counts.min()} samples), "
-            f"so some fold would miss that class; use k <= {counts.min()} or more data"
-        )
+        raise ValueError(_too_few_of_a_class(k, classes, counts))
     rng = np.random.default_rng(seed)
     # Classes one after the other, shuffled within each; dealing position i to fold i % k then
     # spreads every class evenly, and the rotation carries on across classes.
@@ -54,6 +50,21 @@ def stratified_kfold(
     fold_of = np.empty(len(y), dtype=np.int64)
     fold_of[order] = np.arange(len(y)) % k
     return [(np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)) for fold in range(k)]
+
+
+def _too_few_of_a_class(k: int, classes: np.ndarray, counts: np.ndarray) -> str:
+    """Why k folds cannot each hold every class, and a fix that is possible: k >= 2 always."""
+    rarest, fewest = classes[counts.argmin()], int(counts.min())
+    problem = (
+        f"k={k} is larger than the smallest class (label {rarest} has {fewest} sample"
+        f"{'s' if fewest != 1 else ''}), so some fold would miss that class"
+    )
+    if fewest >= 2:
+        return f"{problem}; use k <= {fewest} or more data"
+    return (
+        f"{problem}; cross-validation needs at least 2 samples of every class: add samples of "
+        f"label {rarest} or leave that class out"
+    )
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ raises ValueError saying what was wrong and how to fix it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Inputs standardised to mean 0 and std 1 rarely pass ~10; beyond this, a value is a fault.
@@ -26,15 +28,27 @@ def check_images(X: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
             "X.astype(np.float32) (already scaled)"
         )
     if X.ndim < 2 or int(np.prod(X.shape[1:])) != n_values:
-        raise ValueError(
-            f"images must have shape (N, {', '.join(map(str, input_shape))}) or another per-sample "
-            f"shape with {n_values} values such as (N, 28, 28); got shape {X.shape}"
-        )
+        raise ValueError(_shape_message(X.shape, tuple(input_shape), n_values))
     if len(X) == 0:
         raise ValueError("got an empty array of images (N = 0); pass at least one image")
     if X.dtype != np.uint8:
         _check_float_pixels(X)
     return X.reshape((len(X), *input_shape))
+
+
+def _shape_message(shape: tuple[int, ...], input_shape: tuple[int, ...], n_values: int) -> str:
+    """What shapes the model takes, with a grey-image example only if it is one; never
+    (N, 28, 28) for a model that does not take 784 values."""
+    message = f"images must have shape (N, {', '.join(map(str, input_shape))})"
+    side = math.isqrt(n_values)
+    if len(input_shape) == 1 and side * side == n_values:  # flat pixels of a square image
+        message += f" or another shape with {n_values} values per image such as (N, {side}, {side})"
+    elif len(input_shape) == 3 and input_shape[0] == 1:  # one channel: (N, H, W) is fine
+        message += f" or (N, {input_shape[1]}, {input_shape[2]})"
+    message += f"; got shape {shape}"
+    if len(shape) >= 2 and math.prod(shape[1:]) != n_values:
+        message += f" ({math.prod(shape[1:])} values per image: this model takes {n_values})"
+    return message
 
 
 def _check_float_pixels(X: np.ndarray) -> None:

@@ -206,6 +206,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(data_dir, tmp_path, monkeypatch, cap
     assert "interrupted" in err and "Traceback" not in err
     assert load_model(out_path).n_params > 0 and out_path.with_suffix(".png").is_file()
     assert "test accuracy" in out
+    assert load_model(out_path).provenance["best_epoch"] in (1, 2)  # recorded after Ctrl-C too
 
 
 def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(trained, data_dir, capsys):
@@ -497,6 +498,8 @@ def test_predict_names_the_file_when_an_image_is_blank_and_goes_on(trained, tmp_
         (["--hidden-sizes", "100000000"], ["Dense(784 -> 100000000)", "at most"]),
         (["--model", "cnn", "--n-filters", "100000", "100000"], ["Conv2D", "at most"]),
         (["--model", "cnn", "--n-filters", "60000"], ["at most"]),
+        # a network whose saved file load_model would refuse: 316 million per image
+        (["--model", "cnn", "--n-filters", "160", "400"], ["multiply-adds", "--n-filters"]),
         (["--out", "/dev/null"], ["not a regular file"]),
         (["--seed", "-1"], ["--seed"]),
     ],
@@ -532,7 +535,20 @@ def test_unknown_home_folder_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["train", "--data-dir", "~no-such-user-here/x"])
     assert stop.value.code == cli.EXIT_USAGE
-    assert "no such user" in capsys.readouterr().err
+    assert "no user 'no-such-user-here'; give a full path" in capsys.readouterr().err
+
+
+def test_a_user_without_a_home_is_told_to_give_a_full_path(monkeypatch, capsys):
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(uid)  # a container user without a passwd entry
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--out", "~/m.npz"])
+    assert_one_line_error(2, capsys.readouterr().err, "HOME is not set", "give a full path")
 
 
 def test_a_crafted_model_file_is_one_line_without_traceback(tmp_path, capsys):
@@ -550,3 +566,214 @@ def test_a_test_file_too_small_for_mnist_test_split_says_how_many_images(tmp_pat
     args = ["train", "--dataset", "mnist-test-split", "--data-dir", str(tmp_path)]
     code, _, err = run_main([*args, "--out", str(tmp_path / "model.npz")], capsys)
     assert_one_line_error(code, err, "holds 5 images", "between 1 and 4", "t10k files")
+
+
+def small_train(data_dir: Path, out: Path, *options: str) -> list[str]:
+    args = ["train", "--data-dir", str(data_dir), "--hidden-sizes", "16", "--n-epochs", "2"]
+    return [*args, "--limit", "300", "--out", str(out), *options]
+
+
+def test_ctrl_c_during_the_test_evaluation_keeps_the_saved_model(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    from mnist_nn import model as model_module
+
+    real_evaluate = model_module.Model.evaluate
+
+    def interrupted_evaluate(self, X, y, batch_size=None):
+        if len(X) == 200:  # the test set, not the 30 validation images
+            raise KeyboardInterrupt  # the user takes the silent evaluation for a hang
+        return real_evaluate(self, X, y, batch_size)
+
+    monkeypatch.setattr(model_module.Model, "evaluate", interrupted_evaluate)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out), capsys)
+    assert code == cli.EXIT_INTERRUPTED and "Traceback" not in err
+    provenance = load_model(out).provenance
+    epoch = provenance["best_epoch"]
+    assert f"the model of epoch {epoch} is saved in {out}, without its test accuracy" in err
+    assert epoch in (1, 2) and "test_accuracy" not in provenance
+
+
+def test_ctrl_c_during_the_save_waits_for_the_save(data_dir, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from mnist_nn import model_file
+
+    real_save = model_file.save_model
+
+    def save_interrupted_at_its_start(model, path):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives as the save begins
+        return real_save(model, path)
+
+    monkeypatch.setattr(model_file, "save_model", save_interrupted_at_its_start)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out), capsys)
+    assert code == cli.EXIT_INTERRUPTED and "is saved in" in err
+    assert load_model(out).provenance["best_epoch"] in (1, 2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.npz"]  # no temporary left
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGTERM"), reason="no SIGTERM")
+def test_sigterm_during_training_keeps_the_best_epoch_like_ctrl_c(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    import os
+    import signal
+
+    from mnist_nn import train
+
+    class Killed(Exception):
+        """What the default SIGTERM would do: end the run with nothing saved."""
+
+    def killed(signum, frame):
+        raise Killed
+
+    previous = signal.signal(signal.SIGTERM, killed)
+    real_fit = train.fit
+
+    def fit_terminated_after_two_epochs(*args, on_epoch_end, **kwargs):
+        def callback(row):
+            on_epoch_end(row)
+            if row["epoch"] == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # `timeout`, `docker stop`, a scheduler
+
+        return real_fit(*args, on_epoch_end=callback, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_terminated_after_two_epochs)
+    out = tmp_path / "m.npz"
+    try:
+        code, stdout, err = run_main(small_train(data_dir, out, "--n-epochs", "50"), capsys)
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == cli.EXIT_TERMINATED and "terminated (SIGTERM)" in err
+    assert load_model(out).provenance["best_epoch"] <= 2 and "test accuracy" in stdout
+    assert after is killed  # put back after training
+
+
+def test_a_full_disk_at_save_time_keeps_the_accuracy_line_and_says_so(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    def full_disk(file, **arrays):
+        file.write(b"half a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    out = tmp_path / "runs" / "m.npz"
+    code, stdout, err = run_main(small_train(data_dir, out), capsys)
+    assert_one_line_error(code, err, "the model is not saved", f"could not write {out}")
+    assert "No space left on device" in err
+    assert "free some space" in err and "Errno" not in err
+    assert "test accuracy" in stdout
+    assert list((tmp_path / "runs").iterdir()) == []  # no half-written file
+
+
+def test_learning_curves_that_cannot_be_written_are_a_warning(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    def full_disk(self, path, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    out = tmp_path / "m.npz"
+    code, stdout, err = run_main(small_train(data_dir, out), capsys)
+    assert code == 0 and "warning: could not write the learning curves" in err
+    assert f"saved the model to {out}" in stdout and load_model(out).n_params > 0
+    assert not out.with_suffix(".png").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="Linux's /proc")
+def test_out_where_nothing_can_be_created_is_refused_before_training(data_dir, monkeypatch, capsys):
+    import os
+
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # as for root
+    code, stdout, err = run_main(small_train(data_dir, Path("/proc/version")), capsys)
+    assert_one_line_error(code, err, "--out /proc/version: cannot write in /proc")
+    assert "epoch" not in stdout  # refused before training
+
+
+def test_timeout_option_shortens_the_wait_for_a_silent_mirror(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from mnist_nn import datasets
+
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        mirror = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        monkeypatch.setitem(datasets.DATASETS, "mnist", replace(MNIST, mirrors=(mirror,)))
+        args = ["download", "--data-dir", str(tmp_path), "--timeout", "0.2"]
+        code, _, err = run_main(args, capsys)
+    assert code == cli.EXIT_ERROR and "connected, but no answer within 0.2 s" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_timeout_must_be_a_positive_number_of_seconds(value, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["download", "--timeout", value])
+    assert_one_line_error(2, capsys.readouterr().err, "--timeout", "seconds")
+
+
+def test_an_unknown_home_folder_in_mnist_nn_data_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_NN_DATA", "~nosuchuser/x")
+    code, _, err = run_main(["download"], capsys)
+    assert_one_line_error(code, err, "MNIST_NN_DATA", "nosuchuser")
+    assert "please report" not in err and "RuntimeError" not in err
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(data_dir, tmp_path, monkeypatch, capsys):
+    from mnist_nn import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out, "--n-threads", "64"), capsys)
+    assert code == 0 and "--n-threads 64 is more than the 2 usable cores; using 2" in err
+    assert load_model(out).settings.n_threads == 2
+
+
+def test_every_option_states_its_default_once():
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for command in commands.choices.values():
+        for action in command._actions:
+            assert (action.help or "").count("(default:") <= 1, action.help
+            assert "(default: None)" not in (action.help or ""), action.help
+
+
+def test_a_misspelt_option_suggests_the_right_one_and_its_help(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--epochs", "3"])
+    assert stop.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert_one_line_error(2, err, "--epochs", "did you mean --n-epochs?", "train --help")
+
+
+def test_a_folder_given_as_the_model_is_called_a_folder(trained, tmp_path, capsys):
+    (tmp_path / "m.npz").write_bytes(trained.read_bytes())
+    code, _, err = run_main(["evaluate", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, f"{tmp_path} is a folder", str(tmp_path / "m.npz"))
+
+
+def test_ctrl_c_right_after_training_still_saves_the_model(data_dir, tmp_path, monkeypatch, capsys):
+    real_record = cli._record_provenance
+    calls = []
+
+    def interrupted_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # before the first save has begun
+        real_record(*args)
+
+    monkeypatch.setattr(cli, "_record_provenance", interrupted_once)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out), capsys)
+    assert code == cli.EXIT_INTERRUPTED and f"is saved in {out}" in err
+    assert load_model(out).provenance["best_epoch"] in (1, 2)

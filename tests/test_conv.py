@@ -351,3 +351,64 @@ def test_inference_memory_is_sized_per_chunk_not_per_data_set():
     finally:
         tracemalloc.stop()
     assert peak < 30 * 2**20, f"evaluate allocated up to {peak / 2**20:.0f} MB at once"
+
+
+@pytest.mark.parametrize("pool_size, shape", [(4, (2, 3, 9, 8)), (5, (1, 2, 10, 11))])
+def test_large_pooling_windows_match_naive_loops_and_pass_gradient_check(pool_size, shape):
+    layer = MaxPool2D(pool_size)  # past SMALL_WINDOW: the whole-array path
+    assert pool_size**2 > MaxPool2D.SMALL_WINDOW
+    X = rng.standard_normal(shape)
+    X[0, 0, :pool_size, :pool_size] = 0.5  # a tie: the gradient goes to the first position only
+    out = layer.forward(X)
+    dout = rng.standard_normal(out.shape)
+    out_ref, dX_ref = naive_maxpool(X, dout, pool_size)
+    np.testing.assert_array_equal(out, out_ref)
+    np.testing.assert_array_equal(layer.backward(dout), dX_ref)
+    assert check_layer(layer, rng.standard_normal(shape))["X"] < 1e-6  # no ties: differentiable
+
+
+def test_both_pooling_paths_agree_on_ties_and_nan():
+    from mnist_nn.conv import _first_maxima, _first_maxima_pairwise
+
+    X = np.maximum(rng.standard_normal((2, 6, 6, 3)), 0.0)  # after ReLU: many tied zeros
+    X[0, 0, 0, 0] = np.nan
+    for S in (2, 3):
+        windows = X.reshape(2, 6 // S, S, 6 // S, S, 3)
+        out_pairwise, mask_pairwise = _first_maxima_pairwise(windows)
+        out, mask = _first_maxima(windows)
+        np.testing.assert_array_equal(out, out_pairwise)
+        np.testing.assert_array_equal(mask, mask_pairwise)
+
+
+def lines_run_in_conv(function) -> int:
+    """How many lines of conv.py run in function(): its Python-level steps."""
+    import sys
+
+    import mnist_nn.conv
+
+    count = 0
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if frame.f_code.co_filename == mnist_nn.conv.__file__:
+            count += event == "line"
+            return trace
+        return None
+
+    sys.settrace(trace)
+    try:
+        function()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def test_pooling_runs_as_many_python_steps_for_a_huge_window_as_for_a_small_one():
+    # A crafted model file once pooled over a whole 816x816 padded image, one Python step per
+    # window offset: seconds per picture.
+    steps = {}
+    for S in (4, 60):
+        X = rng.standard_normal((1, 1, S, S))
+        layer = MaxPool2D(S)
+        steps[S] = lines_run_in_conv(lambda: layer.backward(layer.forward(X)))  # noqa: B023
+    assert steps[60] == steps[4]

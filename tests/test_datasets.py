@@ -80,6 +80,8 @@ class MirrorHandler(BaseHTTPRequestHandler):
         elif behaviour == "trickle":  # the body at 500 bytes/s, 10 bytes at a time
             self.reply(body[:10], length=len(body))
             self.trickle(body[10:], step=10)
+        elif behaviour in ODD_ANSWERS:
+            ODD_ANSWERS[behaviour](self, body)
         elif behaviour == "slow-headers":  # a header line that grows a byte every 50 ms
             self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             self.trickle(b"x" * 200, step=1, pause=0.05)
@@ -107,6 +109,30 @@ class MirrorHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass  # keep pytest output clean
+
+
+def short_chunked(handler, body: bytes) -> None:
+    """A complete chunked answer, shorter than the file."""
+    handler.send_response(200)
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    handler.wfile.write(b"a\r\n" + body[:10] + b"\r\n0\r\n\r\n")
+
+
+def many_headers(handler, body: bytes) -> None:
+    """More header lines than http.client reads."""
+    handler.send_response(200)
+    for index in range(500):
+        handler.send_header(f"X-Header-{index}", "x")
+    handler.end_headers()
+
+
+ODD_ANSWERS = {
+    "short": lambda handler, body: handler.reply(body[:10]),  # complete, e.g. a login page
+    "empty": lambda handler, body: handler.reply(b""),
+    "short-chunked": short_chunked,
+    "many-headers": many_headers,
+}
 
 
 @pytest.fixture
@@ -398,7 +424,9 @@ def test_installed_package_uses_the_user_cache_and_says_so(tmp_path, monkeypatch
     datasets._announce_once.cache_clear()
     assert default_data_dir() == tmp_path / "cache" / "mnist_nn"
     default_data_dir()
-    assert capsys.readouterr().err.count(str(tmp_path / "cache" / "mnist_nn")) == 1
+    note = capsys.readouterr().err
+    assert note.count(str(tmp_path / "cache" / "mnist_nn")) == 1
+    assert "--data-dir" in note and "MNIST_NN_DATA" in note  # how to change it, anywhere
 
 
 def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch):
@@ -493,3 +521,83 @@ def test_a_rejected_tls_certificate_is_named_not_a_crash():
     error = requests.exceptions.SSLError(wrapped)
     explained = datasets._explain(error, datasets._Transfer(10), DownloadLimits())
     assert str(explained) == "TLS certificate not accepted (self-signed certificate)"
+
+
+def test_a_data_folder_that_is_a_dangling_link_is_named(tmp_path, published):
+    link = tmp_path / "data"
+    link.symlink_to(tmp_path / "unmounted")  # e.g. a disk that is not mounted
+    spec = tiny_spec(published, [refused_url()])
+    with pytest.raises(NotADirectoryError, match="unmounted, which does not exist") as error:
+        load_mnist(link, dataset=spec, progress=False)
+    assert "the data folder" in str(error.value) and "Errno" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "behaviour, length, how",
+    [("short", 10, "by its Content-Length"), ("empty", 0, "by its Content-Length"),
+     ("short-chunked", 10, "(chunked)")],
+)  # fmt: skip
+def test_a_short_but_complete_answer_is_not_the_file_and_not_fetched_twice(
+    tmp_path, server, published, behaviour, length, how
+):
+    spec = tiny_spec(published, [server.url + behaviour + "/"])
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    assert f"its answer is {length} bytes long {how}, not the" in str(error.value)
+    assert "cut" not in str(error.value)
+    assert len(server.requests) == 1  # no retry
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reply_with_hundreds_of_headers_is_named(tmp_path, server, published):
+    spec = tiny_spec(published, [server.url + "many-headers/"])
+    with pytest.raises(DatasetNotFoundError, match="not valid HTTP .got more than 100 headers"):
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+
+
+def test_no_route_to_host_is_named_not_taken_for_a_timeout(tmp_path, published, monkeypatch):
+    import errno
+
+    import urllib3.util.connection
+
+    def unreachable(*args, **kwargs):
+        raise OSError(errno.EHOSTUNREACH, "No route to host")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", unreachable)
+    spec = tiny_spec(published, ["http://192.0.2.1/"])  # TEST-NET-1: never routed
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    assert "no route to host: this machine cannot reach it" in str(error.value)
+    assert "within" not in str(error.value)
+
+
+def test_a_dead_proxy_is_named(tmp_path, server, published, monkeypatch):
+    dead_proxy = refused_url().rstrip("/")
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", dead_proxy)
+    spec = tiny_spec(published, [server.url + "good/"])
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_mnist(tmp_path, dataset=spec, split="test", progress=False)
+    assert f"the proxy {dead_proxy} failed: connection refused" in str(error.value)
+    assert "HTTP_PROXY" in str(error.value) and server.requests == []
+
+
+def test_an_unknown_user_in_mnist_nn_data_says_what_to_set(monkeypatch):
+    monkeypatch.setenv("MNIST_NN_DATA", "~nosuchuser/x")
+    with pytest.raises(ValueError, match="there is no user 'nosuchuser'.*set MNIST_NN_DATA"):
+        dataset_folder("mnist")
+
+
+def test_a_user_without_a_home_folder_is_told_what_to_set(tmp_path, monkeypatch):
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")  # a container user
+
+    for name in ("MNIST_NN_DATA", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(datasets, "__file__", str(tmp_path / "site-packages" / "datasets.py"))
+    with pytest.raises(ValueError, match="HOME is not set.*set MNIST_NN_DATA to a folder"):
+        default_data_dir()

@@ -100,3 +100,25 @@ def test_make_folder_names_a_file_standing_in_the_way(tmp_path):
     for folder in (tmp_path / "file", tmp_path / "file" / "sub"):
         with pytest.raises(NotADirectoryError, match="file is a file, not a folder"):
             make_folder(folder, "the data folder")
+
+
+@pytest.mark.parametrize(
+    "link_to, message",
+    [("nowhere", "nowhere, which does not exist"), ("loop", "loops back on itself")],
+)
+def test_make_folder_names_a_broken_symbolic_link_in_the_way(tmp_path, link_to, message):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / link_to if link_to == "nowhere" else link)
+    for folder in (link, link / "sub"):
+        with pytest.raises(NotADirectoryError, match=message) as error:
+            make_folder(folder, "the data folder")
+        assert f"the data folder {folder} cannot be made" in str(error.value)
+        assert "fix or remove the link" in str(error.value)
+
+
+def test_atomic_write_names_a_file_in_the_way_of_its_folder(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="runs is a file, not a folder"):
+        with atomic_write(tmp_path / "runs" / "mlp.npz") as file:
+            file.write(b"x")
+    assert (tmp_path / "runs").read_text() == "not a folder"

@@ -419,3 +419,51 @@ def test_byte_flips_and_truncations_give_a_working_model_or_a_model_file_error(t
         assert np.isfinite(loaded.predict_proba(X)).all(), f"trial {trial}, byte {position}"
         n_loaded += 1
     assert 0 < n_loaded < 1500  # some flips hit nothing that matters (e.g. a zip timestamp)
+
+
+def test_a_model_that_costs_too_many_multiply_adds_per_image_is_refused(tmp_path):
+    # 410,000 parameters, but applied at every one of 28 x 28 positions: 322 million
+    # multiply-adds per image, about 2 s per picture.
+    layers = [Conv2D(1, 64, 5, padding=2), ReLU(), Conv2D(64, 256, 5, padding=2), Flatten()]
+    model = Model([*layers, Dense(256 * 28 * 28, 1)], input_shape=(1, 28, 28))
+    path = model.save(tmp_path / "model.npz")
+    message = r"322,581,504 multiply-adds per image \(321,126,400 in Conv2D\(n_channels=64"
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
+def test_the_work_bound_counts_what_the_layers_compute(tmp_path, monkeypatch):
+    import mnist_nn.model_file
+
+    path = small_cnn().save(tmp_path / "model.npz")
+    # conv: 2 x 3 x 3 weights at 8 x 8 positions; dense: 32 x 3
+    monkeypatch.setattr(mnist_nn.model_file, "MAX_MULTIPLY_ADDS_PER_SAMPLE", 1152 + 96)
+    load_model(path)
+    monkeypatch.setattr(mnist_nn.model_file, "MAX_MULTIPLY_ADDS_PER_SAMPLE", 1152 + 95)
+    with pytest.raises(ModelFileError, match="1,248 multiply-adds per image"):
+        load_model(path)
+
+
+def test_a_model_with_thousands_of_layers_is_refused_before_it_is_built(tmp_path):
+    path = Model([Dense(784, 10), *[ReLU() for _ in range(1_000)]]).save(tmp_path / "model.npz")
+    with pytest.raises(ModelFileError, match="1,001 layers, more than the 1,000"):
+        load_model(path)
+
+
+def test_a_huge_pooling_window_stays_cheap_per_image(tmp_path):
+    # The crafted 3.6 KB file of the fault-injection pass: a 1x1 conv padded by 394, then one
+    # max-pool over the whole 816 x 816 image. It loads (its work is small) and predicts.
+    layers = [Conv2D(1, 1, 1, padding=394), MaxPool2D(816), Flatten(), Dense(1, 10)]
+    path = Model(layers, input_shape=(1, 28, 28)).save(tmp_path / "model.npz")
+    model = load_model(path)
+    assert sum(model.multiply_adds_per_sample()) == 816 * 816 + 10
+    assert model.predict(IMAGES[:2]).shape == (2,)
+
+
+def test_a_kernel_with_too_many_offsets_is_refused(tmp_path):
+    # 101 x 101 weights over a padded image: 4 output positions, cheap forward, but a gradient
+    # (a saliency map) would take 10,201 Python steps per chunk of images.
+    layers = [Conv2D(1, 1, 101, padding=37), Flatten(), Dense(4, 10)]
+    path = Model(layers, input_shape=(1, 28, 28)).save(tmp_path / "model.npz")
+    with pytest.raises(ModelFileError, match="10,201 offsets, more than the 10,000"):
+        load_model(path)

@@ -74,6 +74,13 @@ def test_bad_k_is_rejected(k):
         stratified_kfold(y, k)
 
 
+def test_a_class_with_one_sample_asks_for_more_samples_not_k_at_most_1():
+    y = np.repeat(np.arange(3), [10, 10, 1])
+    with pytest.raises(ValueError, match="label 2 has 1 sample\\)") as error:
+        stratified_kfold(y, 3)
+    assert "k <=" not in str(error.value) and "add samples of label 2" in str(error.value)
+
+
 def test_cross_validate_same_seed_same_numbers(digits):
     X, y = digits
     result = cross_validate(X, y, FAST, k=3, seed=1, n_jobs=1, progress=False)

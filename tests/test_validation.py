@@ -68,3 +68,11 @@ def test_labels_are_returned_as_an_array():
 def test_bad_labels_are_rejected_with_their_name(labels, arguments, message):
     with pytest.raises(ValueError, match=message):
         check_labels(labels, **arguments)
+
+
+def test_a_shape_error_suggests_only_shapes_the_model_takes():
+    with pytest.raises(ValueError) as error:
+        check_images(IMAGES, (100,))  # a 100-input model given 28x28 digits
+    message = str(error.value)
+    assert "(N, 10, 10)" in message and "(N, 28, 28)" not in message
+    assert "784 values per image: this model takes 100" in message
