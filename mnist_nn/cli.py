@@ -475,7 +475,7 @@ def _within_usable_cores(settings: Settings) -> Settings:
 def _build_model(settings: Settings, input_shape: tuple[int, ...]):
     """The network the settings describe, refused before training if a saved copy would not
     load (its forward pass would cost more than a model file may ask)."""
-    from mnist_nn.model import build_model
+    from mnist_nn.builders import build_model
     from mnist_nn.model_file import MAX_MULTIPLY_ADDS_PER_SAMPLE
 
     try:

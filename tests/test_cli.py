@@ -599,15 +599,15 @@ def test_ctrl_c_during_the_save_waits_for_the_save(data_dir, tmp_path, monkeypat
     import os
     import signal
 
-    from mnist_nn import model_file
+    from mnist_nn import saving
 
-    real_save = model_file.save_model
+    real_save = saving.save_model
 
     def save_interrupted_at_its_start(model, path):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives as the save begins
         return real_save(model, path)
 
-    monkeypatch.setattr(model_file, "save_model", save_interrupted_at_its_start)
+    monkeypatch.setattr(saving, "save_model", save_interrupted_at_its_start)
     out = tmp_path / "m.npz"
     code, _, err = run_main(small_train(data_dir, out), capsys)
     assert code == cli.EXIT_INTERRUPTED and "is saved in" in err
