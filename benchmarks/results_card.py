@@ -4,7 +4,7 @@ several seeds with the command line, tested on the real t10k test set.
 Each run is `python -m mnist_nn train ...` exactly as the card prints it: 10% of the 60,000
 training images are held out for validation (the model ends at its lowest validation loss;
 nothing is tuned on the test set). The test accuracy, the epochs' seconds and the machine's load
-are read from its output and merged into benchmarks/results_card.json; --readme rewrites the
+are read from its output and merged into mnist_nn/data/results_card.json; --readme rewrites the
 table between the results-card markers in README.md from that file.
 
     python benchmarks/results_card.py --data-dir ../shared/data/mnist \
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CARD = ROOT / "benchmarks" / "results_card.json"
+CARD = ROOT / "mnist_nn" / "data" / "results_card.json"  # shipped in the package
 README = ROOT / "README.md"
 MARKERS = ("<!-- results-card:start -->", "<!-- results-card:end -->")
 
