@@ -113,30 +113,26 @@ def record(recipe: str, seed: int, result: dict, command_line: str) -> None:
 
 
 def table(card: dict) -> str:
-    """The README's results table: one row per recipe, in RECIPES' order."""
+    """The README's results table: one row per recipe with runs, in RECIPES' order, the median
+    of its seeds and each seed's figure, then the command of each row (without the data folder
+    of the machine that ran it)."""
     lines = [
-        "| recipe | network and training | seeds: test accuracy | mean ± std | min | max | "
-        "training time per run |",
-        "|---|---|---|---|---|---|---|",
+        "| network and training | test accuracy, median | each seed | minutes per run |",
+        "|---|---|---|---|",
     ]
+    commands = []
     for recipe in RECIPES:
         runs = card.get(recipe, {}).get("runs", {})
         if not runs:
             continue
-        figures = [runs[seed]["test_accuracy"] * 100 for seed in sorted(runs)]
-        each = ", ".join(f"{seed}: {runs[seed]['test_accuracy']:.2%}" for seed in sorted(runs))
-        spread = f" ± {statistics.stdev(figures):.2f}" if len(figures) > 1 else " (1 seed)"
-        minutes = statistics.mean(run["train_seconds"] for run in runs.values()) / 60
-        lines.append(
-            f"| `{recipe}` | {RECIPES[recipe][0]} | {each} | {statistics.mean(figures):.2f}%"
-            f"{spread} | {min(figures):.2f}% | {max(figures):.2f}% | {minutes:.1f} min |"
-        )
-    lines += ["", "Each row's command, shown for seed 0 (the card runs it once per seed):", ""]
-    for recipe in RECIPES:
-        runs = card.get(recipe, {}).get("runs", {})
-        if runs:
-            lines.append(f"- `{recipe}`: `{next(iter(runs.values()))['command']}`")
-    return "\n".join(lines)
+        seeds = sorted(runs, key=int)
+        median = statistics.median(runs[seed]["test_accuracy"] for seed in seeds)
+        each = ", ".join(f"{seed}: {runs[seed]['test_accuracy']:.2%}" for seed in seeds)
+        count = f"{len(seeds)} seeds" if len(seeds) > 1 else "1 seed"
+        minutes = statistics.median(runs[seed]["train_seconds"] for seed in seeds) / 60
+        lines.append(f"| {RECIPES[recipe][0]} | {median:.2%} ({count}) | {each} | {minutes:.1f} |")
+        commands.append(f"- {RECIPES[recipe][0]}: `python -m mnist_nn train {RECIPES[recipe][1]}`")
+    return "\n".join([*lines, "", "The command of each row (add `--seed N`):", "", *commands])
 
 
 def write_readme(card: dict) -> None:

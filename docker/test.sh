@@ -105,9 +105,12 @@ grep -q 'test accuracy' "$scratch/train.log" || fail "train printed no test accu
 step "MNIST files from a host folder, the model kept in a host folder"
 # Four small IDX files stand in for MNIST's (valid files with other content: used, with a
 # warning); the container reads them from the mounted folder and downloads nothing.
+# As the README says: the folders belong to a user of this machine, and the container runs as
+# that user (--user), so the files it writes are theirs.
 mkdir -p "$scratch/mnist" "$scratch/runs"
-chmod 0777 "$scratch/mnist" "$scratch/runs" # the container's user is not this machine's
-"${PODMAN[@]}" run --rm "${LIMITS[@]}" -v "$scratch/mnist:/data" "$IMAGE" python -c '
+chown 1234:1234 "$scratch/mnist" "$scratch/runs"
+host_user=(--user 1234:1234)
+"${PODMAN[@]}" run --rm "${LIMITS[@]}" "${host_user[@]}" -v "$scratch/mnist:/data" "$IMAGE" python -c '
 import mnist_nn as nn
 from mnist_nn.idx import write_idx
 (X_train, y_train), (X_test, y_test) = nn.load_dataset("synthetic", n_train=1000, n_test=200)
@@ -115,12 +118,13 @@ for name, array in [("train-images-idx3-ubyte", X_train), ("train-labels-idx1-ub
                     ("t10k-images-idx3-ubyte", X_test), ("t10k-labels-idx1-ubyte", y_test)]:
     write_idx("/data/" + name, array)
 '
-"${PODMAN[@]}" run --rm "${LIMITS[@]}" -v "$scratch/mnist:/data:ro" -v "$scratch/runs:/app/runs" \
-    "$IMAGE" train --n-epochs 1 2>&1 | tee "$scratch/host-files.log"
+"${PODMAN[@]}" run --rm "${LIMITS[@]}" "${host_user[@]}" -v "$scratch/mnist:/data" \
+    -v "$scratch/runs:/app/runs" "$IMAGE" train --n-epochs 1 2>&1 | tee "$scratch/host-files.log"
 grep -q 'test accuracy' "$scratch/host-files.log" || fail "train on the host's files printed no test accuracy"
 ! grep -q -i 'downloading' "$scratch/host-files.log" || fail "train downloaded instead of reading the host's files"
 [[ -s $scratch/runs/mlp.npz && -s $scratch/runs/mlp.png ]] || fail "no model in the host folder"
-ls -l "$scratch/runs"
+[[ $(stat -c %u "$scratch/runs/mlp.npz") == 1234 ]] || fail "the model does not belong to the host's user"
+ls -ln "$scratch/runs"
 
 step "notebook server, on 127.0.0.1 only"
 # Host networking (see LIMITS), so the container's port is this machine's: JUPYTER_IP keeps the
