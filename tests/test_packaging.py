@@ -2,7 +2,8 @@
 extra that installs everything the walkthrough imports, and the walkthrough alone in an empty
 folder, in a fresh environment without mnist_nn, installing it in its first cell and then
 running to the end (quick mode). That last test builds a wheel and a virtual environment: about
-a minute, with pip's cache warm."""
+a minute, with pip's cache warm. Building and collecting the wheels needs the package index or
+pip's cache; without either these tests are skipped, except in CI."""
 
 from __future__ import annotations
 
@@ -41,13 +42,24 @@ def _run(command: list, **options) -> subprocess.CompletedProcess:
     return completed
 
 
+def _fetch(command: list) -> None:
+    """A step that needs the package index (or pip's cache): skipped when it cannot be
+    reached, unless MNIST_NN_PACKAGING_TEST=required (CI), where that is a failure."""
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        message = f"{command}:\n{completed.stdout}\n{completed.stderr}"
+        if os.environ.get("MNIST_NN_PACKAGING_TEST") == "required":
+            pytest.fail(message)
+        pytest.skip(f"no package index or cache here? {message[-500:]}")
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     """The wheel and the sdist, built by `python -m build` from a copy of the checkout."""
     pytest.importorskip("build", reason="python -m build (requirements-dev.txt)")
     work = tmp_path_factory.mktemp("release")
     shutil.copytree(ROOT, work / "source", ignore=_not_source)
-    _run([sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(work / "source")])
+    _fetch([sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(work / "source")])
     return work / "dist"
 
 
@@ -149,8 +161,8 @@ def wheelhouse(dist, tmp_path_factory) -> Path:
     package index): afterwards the fresh environment installs with no index at all."""
     folder = tmp_path_factory.mktemp("wheelhouse")
     wheel = next(dist.glob("*.whl"))
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder),
-          f"{wheel}[notebook]", "ipykernel"])  # fmt: skip
+    _fetch([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder),
+            f"{wheel}[notebook]", "ipykernel"])  # fmt: skip
     return folder
 
 
