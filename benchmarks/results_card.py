@@ -1,4 +1,4 @@
-"""The results card (issue 16): each recipe the README reports, trained on full MNIST for
+"""The results card: each recipe the README reports, trained on full MNIST for
 several seeds with the command line, tested on the real t10k test set.
 
 Each run is `python -m mnist_nn train ...` exactly as the card prints it: 10% of the 60,000
@@ -7,7 +7,7 @@ nothing is tuned on the test set). The test accuracy, the epochs' seconds and th
 are read from its output and merged into mnist_nn/data/results_card.json; --readme rewrites the
 table between the results-card markers in README.md from that file.
 
-    python benchmarks/results_card.py --data-dir ../shared/data/mnist \
+    python benchmarks/results_card.py --data-dir DIR \
         --recipes seed tuned-mlp --seeds 0 1 2
     python benchmarks/results_card.py --record mlp-elastic 0 /tmp/run.log   # a run already made
     python benchmarks/results_card.py --readme
@@ -66,10 +66,13 @@ RECIPES = {
 }
 
 
-def command(recipe: str, seed: int, data_dir: str) -> str:
+def command(recipe: str, seed: int, data_dir: str | None) -> str:
+    """The train command of one run; the card records it without the data folder (None), which
+    belongs to the machine that ran it."""
     out = f"runs/card/{recipe}-seed{seed}.npz"
+    data = f"--data-dir {data_dir} " if data_dir else ""
     return (
-        f"python -m mnist_nn train --dataset mnist --data-dir {data_dir} {RECIPES[recipe][1]} "
+        f"python -m mnist_nn train --dataset mnist {data}{RECIPES[recipe][1]} "
         f"--seed {seed} --out {out}"
     )
 
@@ -155,14 +158,14 @@ def main() -> None:
     if args.record:
         recipe, seed, log = args.record
         result = parse_log(Path(log).read_text())
-        record(recipe, int(seed), result, command(recipe, int(seed), args.data_dir))
+        record(recipe, int(seed), result, command(recipe, int(seed), None))
     for recipe in args.recipes:
         for seed in args.seeds:
             record(
                 recipe,
                 seed,
                 run(recipe, seed, args.data_dir, args.log_dir),
-                command(recipe, seed, args.data_dir),
+                command(recipe, seed, None),
             )
     if args.readme:
         write_readme(json.loads(CARD.read_text()))

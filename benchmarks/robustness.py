@@ -1,4 +1,4 @@
-"""Robustness (issue 16): saved models tested on corrupted copies of the MNIST test set.
+"""Robustness: saved models tested on corrupted copies of the MNIST test set.
 
 The copies are made here, in code, from the real t10k images with a fixed seed, and are used
 only for judging (nothing trains or tunes on them): digits shifted by 2-4 pixels, rotated by
@@ -6,7 +6,7 @@ only for judging (nothing trains or tunes on them): digits shifted by 2-4 pixels
 blurred, noisy, or on a grey "foggy" background. Prints one row per model (clean accuracy, each
 corruption, their mean) and writes them to a JSON file.
 
-    python benchmarks/robustness.py --data-dir ../shared/data/mnist \
+    python benchmarks/robustness.py --data-dir DIR \
         runs/card/mlp-800-seed0.npz runs/card/mlp-elastic-seed0.npz
 """
 
