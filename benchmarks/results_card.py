@@ -1,11 +1,11 @@
 """The results card: each recipe the README reports, trained on full MNIST for
 several seeds with the command line, tested on the real t10k test set.
 
-Each run is `python -m mnist_nn train ...` exactly as the card prints it: 10% of the 60,000
-training images are held out for validation (the model ends at its lowest validation loss;
-nothing is tuned on the test set). The test accuracy, the epochs' seconds and the machine's load
-are read from its output and merged into mnist_nn/data/results_card.json; --readme rewrites the
-table between the results-card markers in README.md from that file.
+Each run is `python -m mnist_nn train ...` as the card prints it (plus --data-dir): 10% of the
+60,000 training images are held out for validation (the model ends at its lowest validation
+loss; nothing is tuned on the test set). The test accuracy, the epochs' seconds and the
+machine's load are read from its output and merged into mnist_nn/data/results_card.json;
+--readme rewrites the table between the results-card markers in README.md from that file.
 
     python benchmarks/results_card.py --data-dir DIR \
         --recipes seed tuned-mlp --seeds 0 1 2
