@@ -1,13 +1,13 @@
-"""The results card (issue 16): each recipe the README reports, trained on full MNIST for
+"""The results card: each recipe the README reports, trained on full MNIST for
 several seeds with the command line, tested on the real t10k test set.
 
-Each run is `python -m mnist_nn train ...` exactly as the card prints it: 10% of the 60,000
-training images are held out for validation (the model ends at its lowest validation loss;
-nothing is tuned on the test set). The test accuracy, the epochs' seconds and the machine's load
-are read from its output and merged into benchmarks/results_card.json; --readme rewrites the
-table between the results-card markers in README.md from that file.
+Each run is `python -m mnist_nn train ...` as the card prints it (plus --data-dir): 10% of the
+60,000 training images are held out for validation (the model ends at its lowest validation
+loss; nothing is tuned on the test set). The test accuracy, the epochs' seconds and the
+machine's load are read from its output and merged into mnist_nn/data/results_card.json;
+--readme rewrites the table between the results-card markers in README.md from that file.
 
-    python benchmarks/results_card.py --data-dir ../shared/data/mnist \
+    python benchmarks/results_card.py --data-dir DIR \
         --recipes seed tuned-mlp --seeds 0 1 2
     python benchmarks/results_card.py --record mlp-elastic 0 /tmp/run.log   # a run already made
     python benchmarks/results_card.py --readme
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CARD = ROOT / "benchmarks" / "results_card.json"
+CARD = ROOT / "mnist_nn" / "data" / "results_card.json"  # shipped in the package
 README = ROOT / "README.md"
 MARKERS = ("<!-- results-card:start -->", "<!-- results-card:end -->")
 
@@ -66,10 +66,13 @@ RECIPES = {
 }
 
 
-def command(recipe: str, seed: int, data_dir: str) -> str:
+def command(recipe: str, seed: int, data_dir: str | None) -> str:
+    """The train command of one run; the card records it without the data folder (None), which
+    belongs to the machine that ran it."""
     out = f"runs/card/{recipe}-seed{seed}.npz"
+    data = f"--data-dir {data_dir} " if data_dir else ""
     return (
-        f"python -m mnist_nn train --dataset mnist --data-dir {data_dir} {RECIPES[recipe][1]} "
+        f"python -m mnist_nn train --dataset mnist {data}{RECIPES[recipe][1]} "
         f"--seed {seed} --out {out}"
     )
 
@@ -113,30 +116,26 @@ def record(recipe: str, seed: int, result: dict, command_line: str) -> None:
 
 
 def table(card: dict) -> str:
-    """The README's results table: one row per recipe, in RECIPES' order."""
+    """The README's results table: one row per recipe with runs, in RECIPES' order, the median
+    of its seeds and each seed's figure, then the command of each row (without the data folder
+    of the machine that ran it)."""
     lines = [
-        "| recipe | network and training | seeds: test accuracy | mean ± std | min | max | "
-        "training time per run |",
-        "|---|---|---|---|---|---|---|",
+        "| network and training | test accuracy, median | each seed | minutes per run |",
+        "|---|---|---|---|",
     ]
+    commands = []
     for recipe in RECIPES:
         runs = card.get(recipe, {}).get("runs", {})
         if not runs:
             continue
-        figures = [runs[seed]["test_accuracy"] * 100 for seed in sorted(runs)]
-        each = ", ".join(f"{seed}: {runs[seed]['test_accuracy']:.2%}" for seed in sorted(runs))
-        spread = f" ± {statistics.stdev(figures):.2f}" if len(figures) > 1 else " (1 seed)"
-        minutes = statistics.mean(run["train_seconds"] for run in runs.values()) / 60
-        lines.append(
-            f"| `{recipe}` | {RECIPES[recipe][0]} | {each} | {statistics.mean(figures):.2f}%"
-            f"{spread} | {min(figures):.2f}% | {max(figures):.2f}% | {minutes:.1f} min |"
-        )
-    lines += ["", "Each row's command, shown for seed 0 (the card runs it once per seed):", ""]
-    for recipe in RECIPES:
-        runs = card.get(recipe, {}).get("runs", {})
-        if runs:
-            lines.append(f"- `{recipe}`: `{next(iter(runs.values()))['command']}`")
-    return "\n".join(lines)
+        seeds = sorted(runs, key=int)
+        median = statistics.median(runs[seed]["test_accuracy"] for seed in seeds)
+        each = ", ".join(f"{seed}: {runs[seed]['test_accuracy']:.2%}" for seed in seeds)
+        count = f"{len(seeds)} seeds" if len(seeds) > 1 else "1 seed"
+        minutes = statistics.median(runs[seed]["train_seconds"] for seed in seeds) / 60
+        lines.append(f"| {RECIPES[recipe][0]} | {median:.2%} ({count}) | {each} | {minutes:.1f} |")
+        commands.append(f"- {RECIPES[recipe][0]}: `python -m mnist_nn train {RECIPES[recipe][1]}`")
+    return "\n".join([*lines, "", "The command of each row (add `--seed N`):", "", *commands])
 
 
 def write_readme(card: dict) -> None:
@@ -159,14 +158,14 @@ def main() -> None:
     if args.record:
         recipe, seed, log = args.record
         result = parse_log(Path(log).read_text())
-        record(recipe, int(seed), result, command(recipe, int(seed), args.data_dir))
+        record(recipe, int(seed), result, command(recipe, int(seed), None))
     for recipe in args.recipes:
         for seed in args.seeds:
             record(
                 recipe,
                 seed,
                 run(recipe, seed, args.data_dir, args.log_dir),
-                command(recipe, seed, args.data_dir),
+                command(recipe, seed, None),
             )
     if args.readme:
         write_readme(json.loads(CARD.read_text()))

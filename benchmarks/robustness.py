@@ -1,4 +1,4 @@
-"""Robustness (issue 16): saved models tested on corrupted copies of the MNIST test set.
+"""Robustness: saved models tested on corrupted copies of the MNIST test set.
 
 The copies are made here, in code, from the real t10k images with a fixed seed, and are used
 only for judging (nothing trains or tunes on them): digits shifted by 2-4 pixels, rotated by
@@ -6,7 +6,7 @@ only for judging (nothing trains or tunes on them): digits shifted by 2-4 pixels
 blurred, noisy, or on a grey "foggy" background. Prints one row per model (clean accuracy, each
 corruption, their mean) and writes them to a JSON file.
 
-    python benchmarks/robustness.py --data-dir ../shared/data/mnist \
+    python benchmarks/robustness.py --data-dir DIR \
         runs/card/mlp-800-seed0.npz runs/card/mlp-elastic-seed0.npz
 """
 
@@ -118,7 +118,9 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--data-dir", required=True, help="folder with MNIST's t10k files")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/robustness.json"))
-    parser.add_argument("--readme", action="store_true", help="rewrite README's robustness table")
+    parser.add_argument(
+        "--readme", action="store_true", help="rewrite the table in docs/robustness.md"
+    )
     args = parser.parse_args()
     X_test, y_test = nn.load_mnist(args.data_dir, split="test", download=False, progress=False)
     copies = {"clean": X_test, **corrupted_copies(X_test)}
@@ -145,7 +147,7 @@ def table(results: dict) -> str:
 
 
 def write_readme(results: dict) -> None:
-    readme = Path(__file__).resolve().parents[1] / "README.md"
+    readme = Path(__file__).resolve().parents[1] / "docs" / "robustness.md"
     start_marker, end_marker = "<!-- robustness:start -->", "<!-- robustness:end -->"
     text = readme.read_text()
     start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)

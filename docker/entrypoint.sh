@@ -3,9 +3,10 @@
 # `python -m mnist_nn` command, or any other program given.
 set -eu
 
-# The server listens on every interface of the container, on port 8888 (publish it with -p;
-# $JUPYTER_PORT changes it), and prints its URL with the token for a browser on the host.
-jupyter_options="--ip=0.0.0.0 --no-browser"
+# The server listens on port 8888 ($JUPYTER_PORT changes it) of every interface of the
+# container, as publishing a port needs (-p 127.0.0.1:8888:8888 keeps it on the host's own
+# loopback); $JUPYTER_IP narrows it, e.g. with host networking. It prints its URL with the token.
+jupyter_options="--ip=${JUPYTER_IP:-0.0.0.0} --no-browser"
 
 case "${1:-notebook}" in
 notebook)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Docker image with podman on this machine and checks it end to end: the command
-# line in the container, the notebook server answering with its token, and the walkthrough
-# executed headless in quick mode. Run as root from anywhere: `bash docker/test.sh`.
+# line in the container, MNIST files from a host folder and a model kept in one, the notebook
+# server (on 127.0.0.1 only) answering with its token, and the walkthrough executed headless in
+# quick mode. Run as root from anywhere: `bash docker/test.sh`.
 #
 # No image registry is reachable here, so the base image is made locally (Debian bookworm by
 # debootstrap, with Debian's Python) and cached as $BASE_IMAGE between runs; podman runs the
@@ -101,11 +102,36 @@ step "command line: train --dataset synthetic --limit 2000 --n-epochs 1"
     train --dataset synthetic --limit 2000 --n-epochs 1 | tee "$scratch/train.log"
 grep -q 'test accuracy' "$scratch/train.log" || fail "train printed no test accuracy"
 
-step "notebook server"
-# Host networking (see LIMITS), so the container's port is this machine's; JUPYTER_PORT picks
-# it, and Jupyter moves to the next free one if it is taken: the URL is read from the log.
+step "MNIST files from a host folder, the model kept in a host folder"
+# Four small IDX files stand in for MNIST's (valid files with other content: used, with a
+# warning); the container reads them from the mounted folder and downloads nothing.
+# As the README says: the folders belong to a user of this machine, and the container runs as
+# that user (--user), so the files it writes are theirs.
+mkdir -p "$scratch/mnist" "$scratch/runs"
+chown 1234:1234 "$scratch/mnist" "$scratch/runs"
+host_user=(--user 1234:1234)
+"${PODMAN[@]}" run --rm "${LIMITS[@]}" "${host_user[@]}" -v "$scratch/mnist:/data" "$IMAGE" python -c '
+import mnist_nn as nn
+from mnist_nn.idx import write_idx
+(X_train, y_train), (X_test, y_test) = nn.load_dataset("synthetic", n_train=1000, n_test=200)
+for name, array in [("train-images-idx3-ubyte", X_train), ("train-labels-idx1-ubyte", y_train),
+                    ("t10k-images-idx3-ubyte", X_test), ("t10k-labels-idx1-ubyte", y_test)]:
+    write_idx("/data/" + name, array)
+'
+"${PODMAN[@]}" run --rm "${LIMITS[@]}" "${host_user[@]}" -v "$scratch/mnist:/data" \
+    -v "$scratch/runs:/app/runs" "$IMAGE" train --n-epochs 1 2>&1 | tee "$scratch/host-files.log"
+grep -q 'test accuracy' "$scratch/host-files.log" || fail "train on the host's files printed no test accuracy"
+! grep -q -i 'downloading' "$scratch/host-files.log" || fail "train downloaded instead of reading the host's files"
+[[ -s $scratch/runs/mlp.npz && -s $scratch/runs/mlp.png ]] || fail "no model in the host folder"
+[[ $(stat -c %u "$scratch/runs/mlp.npz") == 1234 ]] || fail "the model does not belong to the host's user"
+ls -ln "$scratch/runs"
+
+step "notebook server, on 127.0.0.1 only"
+# Host networking (see LIMITS), so the container's port is this machine's: JUPYTER_IP keeps the
+# server on the loopback interface. JUPYTER_PORT picks the port, and Jupyter moves to the next
+# free one if it is taken: the URL is read from the log.
 "${PODMAN[@]}" run --detach --name "$RUN_ID-notebook" "${LIMITS[@]}" \
-    -e JUPYTER_PORT="$PORT" -v "$RUN_ID-data:/data" "$IMAGE" >/dev/null
+    -e JUPYTER_IP=127.0.0.1 -e JUPYTER_PORT="$PORT" -v "$RUN_ID-data:/data" "$IMAGE" >/dev/null
 url=""
 for _ in $(seq 60); do
     url=$("${PODMAN[@]}" logs "$RUN_ID-notebook" 2>&1 |
@@ -115,6 +141,11 @@ for _ in $(seq 60); do
 done
 "${PODMAN[@]}" logs "$RUN_ID-notebook" 2>&1 | grep -E 'Jupyter Server|Notebook|http://' | head -n 8
 [[ -n $url ]] || fail "no URL with a token in the server's log"
+port=$(grep -o -E '127\.0\.0\.1:[0-9]+' <<<"$url" | cut -d : -f 2)
+listening=$(ss -H -l -t -n "sport = :$port" | awk '{print $4}')
+echo "listening on: $listening"
+[[ -n $listening ]] || fail "nothing listens on port $port"
+! grep -q -v -E '^(127\.0\.0\.1|\[::1\]):' <<<"$listening" || fail "the server listens beyond 127.0.0.1"
 page_url=$(sed -E 's#(127\.0\.0\.1:[0-9]+)/[^?]*#\1/notebooks/MNIST-Walkthrough.ipynb#' <<<"$url")
 status=$(curl -sS -o "$scratch/page.html" -w '%{http_code}' "$page_url")
 echo "GET ${page_url%%token=*}token=...: HTTP $status"
@@ -131,7 +162,7 @@ step "walkthrough executed headless, quick mode"
     --ExecutePreprocessor.timeout=300 MNIST-Walkthrough.ipynb \
     >"$scratch/executed.ipynb" 2>"$scratch/nbconvert.log" ||
     fail "the notebook raised (log: $(tail -n 20 "$scratch/nbconvert.log"))"
-for expected in 'data set: synthetic' 'all below 1e-6: True' \
+for expected in 'data set: synthetic' 'all below 1e-6: True' 'results card, seeds 0, 1, 2' \
     'loaded model gives the same predictions: True' 'CNN: test accuracy'; do
     grep -q -F "$expected" "$scratch/executed.ipynb" || fail "no '$expected' in the outputs"
     echo "output has: $expected"

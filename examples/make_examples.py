@@ -1,4 +1,4 @@
-"""Draw the example digit pictures in this folder (run: python examples/make_examples.py).
+"""Draw the example digit pictures shipped in mnist_nn/data/ (python examples/make_examples.py).
 
 They stand in for a learner's own photo or drawing: a dark-on-light PNG, a light-on-dark JPEG,
 a phone photo of paper (uneven light, noise, blur, JPEG, the digit small on the page), a screen
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-HERE = Path(__file__).resolve().parent
+PICTURES = Path(__file__).resolve().parents[1] / "mnist_nn" / "data"  # package data
 
 
 def draw_three() -> Image.Image:
@@ -79,5 +79,5 @@ if __name__ == "__main__":
         "digit-2-transparent.png": (draw_two_transparent(), {}),
     }
     for name, (picture, options) in pictures.items():
-        picture.save(HERE / name, **options)
-        print("wrote", HERE / name)
+        picture.save(PICTURES / name, **options)
+        print("wrote", PICTURES / name)

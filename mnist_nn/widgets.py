@@ -19,6 +19,7 @@ import anywidget
 import ipywidgets as w
 import numpy as np
 import traitlets
+from IPython.display import display
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
@@ -236,8 +237,8 @@ class DigitReader:
         ]
         return w.VBox(rows)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.view._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self) -> None:
+        display(self.view)  # ipywidgets 8, and 7 (Colab's), which has no _repr_mimebundle_
 
 
 def _answer_html(text: str) -> str:
@@ -435,8 +436,8 @@ class Playground:
         self.table.value = _html_table(self.runs)
         return row
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.view._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self) -> None:
+        display(self.view)  # ipywidgets 8, and 7 (Colab's), which has no _repr_mimebundle_
 
 
 def _setting_controls(settings: Settings) -> dict[str, w.ValueWidget]:

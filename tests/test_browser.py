@@ -69,10 +69,7 @@ def server(request, tmp_path):
     """A Jupyter server on a copy of the notebook (so autosave never touches the real one)."""
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(ROOT / NOTEBOOK, work / NOTEBOOK)
-    shutil.copytree(ROOT / "examples", work / "examples")  # what the notebook reads
-    (work / "benchmarks").mkdir()
-    shutil.copy(ROOT / "benchmarks" / "results_card.json", work / "benchmarks")
+    shutil.copy(ROOT / NOTEBOOK, work / NOTEBOOK)  # it reads nothing else: package data
     port, token = _free_port(), secrets.token_hex(16)
     env = _isolated_environment(tmp_path)
     command = [sys.executable, "-m", "jupyter", request.param, "--no-browser", "--ip=127.0.0.1",

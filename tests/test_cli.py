@@ -21,7 +21,7 @@ from mnist_nn.model import build_mlp
 from mnist_nn.synthetic import load_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "mnist_nn" / "data"  # the example pictures
 
 
 @pytest.fixture(scope="module")
