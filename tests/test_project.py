@@ -54,24 +54,3 @@ def test_lint_and_format_are_clean():
             [sys.executable, "-m", "ruff", *command], capture_output=True, text=True, cwd=ROOT
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
-
-
-def test_the_notebook_extra_installs_what_the_widgets_import():
-    import ast
-    import sys
-
-    tomllib = __import__("pytest").importorskip("tomllib")  # Python 3.11+
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["notebook"]
-    names = {re.split(r"[<>=!~\[ ]", requirement)[0].lower() for requirement in declared}
-    # import name -> the distribution that provides it (traitlets comes with ipywidgets)
-    provider = {"PIL": "pillow", "traitlets": "ipywidgets"}
-    imported = set()
-    for node in ast.parse((ROOT / "mnist_nn" / "widgets.py").read_text()).body:
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"mnist_nn", "__future__"}
-    missing = {provider.get(name, name).lower() for name in third_party} - names
-    assert not missing, f"add {sorted(missing)} to the notebook extra in pyproject.toml"
