@@ -272,6 +272,7 @@ def _train(model, X, y, settings, validation_data, callbacks) -> tuple[History, 
                     break
     except KeyboardInterrupt:
         best.restore(divergence.start_weights)
+        _remember_best_epoch(model, history)  # the model saved after Ctrl-C says which epoch
         raise TrainingInterrupted(history) from None
     finally:
         bar.close()

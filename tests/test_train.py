@@ -308,6 +308,18 @@ def test_ctrl_c_after_an_epoch_keeps_the_best_epoch_and_the_history():
     assert history.best_epoch != 3  # the setup: epoch 3 is not the best one
     assert same(weights(model), weights_after[history.best_epoch])
     assert f"keeps epoch {history.best_epoch}" in str(caught.value)
+    assert model.provenance["best_epoch"] == history.best_epoch  # a model saved now says so
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(monkeypatch):
+    from mnist_nn import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    with pytest.warns(UserWarning, match="n_threads=64 is more than the 2 usable cores"):
+        history = fit(
+            build_mlp((8,), seed=0), IMAGES, LABELS, n_epochs=1, n_threads=64, progress=False
+        )
+    assert history["threads"] == [2]
 
 
 class InterruptibleLoss(SoftmaxCrossEntropy):
