@@ -491,9 +491,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
         make_folder(args.debug_dir, "--debug-dir")
     failed = 0
-    for path in args.images:
+    for path, picture in zip(
+        args.images, _debug_pictures(args.images, args.debug_dir), strict=True
+    ):
         try:
-            digit = _prepared_digit(path, args.debug_dir)
+            digit = _prepared_digit(path, picture)
         except (FileNotFoundError, ValueError) as error:
             print(f"mnist_nn predict: error: {error}", file=sys.stderr)
             failed += 1
@@ -505,20 +507,45 @@ def run_predict(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else 0
 
 
-def _prepared_digit(path: Path, debug_dir: Path | None) -> np.ndarray:
-    """The 28x28 input made from the image file; with debug_dir, also a picture of the steps."""
-    from mnist_nn.images import digit_image_steps, read_image
+def _debug_pictures(paths: Sequence[Path], debug_dir: Path | None) -> list[Path | None]:
+    """Where each image's steps go: DIR/<name>-prepared.png, with -2, -3, ... added to a name
+    already taken in this run (a/digit.png and b/digit.png), so no picture replaces another."""
+    if debug_dir is None:
+        return [None] * len(paths)
+    taken: set[str] = set()
+    pictures = []
+    for path in paths:
+        name, number = path.stem, 1
+        while name.casefold() in taken:  # casefold: one file on case-insensitive disks
+            number += 1
+            name = f"{path.stem}-{number}"
+        taken.add(name.casefold())
+        pictures.append(debug_dir / f"{name}-prepared.png")
+    return pictures
 
-    image = read_image(path)
+
+def _prepared_digit(path: Path, picture: Path | None) -> np.ndarray:
+    """The 28x28 input made from the image file; with `picture`, also a picture of the steps
+    there: the file as stored, turned upright (if its EXIF says so), each preparation step."""
+    from mnist_nn.images import (
+        EXIF_ORIENTATIONS,
+        digit_image_steps,
+        read_image_as_stored,
+        turn_upright,
+    )
+
+    stored, orientation = read_image_as_stored(path)
+    image = turn_upright(stored, orientation)
     try:
         steps = digit_image_steps(image)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    if debug_dir is not None:
+    if picture is not None:
         from mnist_nn.plots import plot_digit_steps
 
-        picture = debug_dir / f"{path.stem}-prepared.png"
-        plot_digit_steps(image, steps, title=str(path)).savefig(picture, dpi=80)
+        if orientation != 1:
+            steps = {f"upright (EXIF: {EXIF_ORIENTATIONS[orientation][1]})": image, **steps}
+        plot_digit_steps(stored, steps, title=str(path)).savefig(picture, dpi=80)
         print(f"{path}: the steps are in {picture}")
     return steps["digit"]
 

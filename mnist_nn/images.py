@@ -9,12 +9,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 WORKING_SIDE = 1024  # larger pictures are shrunk first: a phone photo is 4000x3000
 READ_SIDE = 2 * WORKING_SIDE  # files are shrunk to this while they are read
 MAX_FILE_PIXELS = 60_000_000  # a 60-megapixel camera's photo, and Pillow's bombs refused
 NOISY = 2 / 255  # a page noisier than this is smoothed a little before looking for ink
+MIN_SIDE = 8  # pixels: a smaller picture cannot hold a readable digit
 MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey levels
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
 MIN_REGION_PIXELS = 6  # the digit's largest piece (a faint 28x28 one: 7); salt noise: 1 to 3
@@ -52,8 +53,6 @@ def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
     - ``"digit"``: (28, 28) uint8, the network's input.
     """
     gray = _to_grayscale(image)
-    if gray.shape[0] < 8 or gray.shape[1] < 8:
-        raise ValueError(f"the image is {gray.shape[1]}x{gray.shape[0]} pixels; use at least 8x8")
     ink, noise = _remove_background(gray)
     ink_mask, strength = _find_ink(ink, noise)
     kept = _keep_digit_regions(ink_mask)
@@ -68,13 +67,22 @@ def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, upright: bool = True) -> np.ndarray:
     """The pixels of a PNG or JPEG file: (H, W), (H, W, 3) or (H, W, 4) uint8.
 
+    A phone stores a photo as its sensor saw it and says in the EXIF orientation tag how to turn
+    it; with ``upright`` (the default) the pixels are turned as every viewer shows them.
     A picture with more than MAX_FILE_PIXELS pixels is refused from its header, before it is
     decoded; one larger than READ_SIDE on a side is shrunk while it is read (JPEG decodes at
     a reduced scale directly), so a huge photo costs tens of megabytes, not gigabytes.
     """
+    pixels, orientation = read_image_as_stored(path)
+    return turn_upright(pixels, orientation) if upright else pixels
+
+
+def read_image_as_stored(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """The pixels of a PNG or JPEG file as stored, and its EXIF orientation (1 to 8; 1 when the
+    file has none): read_image without turning the picture upright."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}; check the path")
@@ -84,13 +92,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as picture:
                 _check_pixel_count(path, picture.size)
+                orientation = picture.getexif().get(ExifTags.Base.Orientation, 1)
                 picture.draft(picture.mode, (READ_SIDE, READ_SIDE))  # JPEG: decode smaller
                 picture.load()
-                if max(picture.size) > READ_SIDE:
-                    picture.thumbnail((READ_SIDE, READ_SIDE), Image.Resampling.BOX)
+                picture = _shrink(picture)
                 # Palette images become RGBA, black-and-white (1-bit) ones 8-bit gray.
                 conversions = {"P": "RGBA", "1": "L", "CMYK": "RGB"}
-                return np.asarray(picture.convert(conversions.get(picture.mode, picture.mode)))
+                pixels = np.asarray(picture.convert(conversions.get(picture.mode, picture.mode)))
     except Image.DecompressionBombError:  # raised by Pillow from the header, before decoding
         raise ValueError(
             f"{path}: the picture has more than {MAX_FILE_PIXELS:,} pixels; save a smaller copy "
@@ -102,10 +110,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(
             f"could not read {path} as an image ({error}); save the digit as PNG or JPEG"
         ) from None
+    return pixels, orientation if orientation in EXIF_ORIENTATIONS else 1
+
+
+def _shrink(picture: Image.Image) -> Image.Image:
+    """A picture larger than READ_SIDE on a side shrunk to it, keeping MIN_SIDE pixels or more on
+    its short side (a long thin strip stays thin, and is refused as such later)."""
+    scale = max(READ_SIDE / max(picture.size), MIN_SIDE / min(picture.size))
+    if scale >= 1.0:
+        return picture
+    size = tuple(max(MIN_SIDE, round(side * scale)) for side in picture.size)
+    return picture.resize(size, Image.Resampling.BOX)
+
+
+# EXIF orientation -> what turns the stored pixels upright, and how that is said.
+EXIF_ORIENTATIONS = {
+    1: (lambda pixels: pixels, "as stored"),
+    2: (lambda pixels: pixels[:, ::-1], "mirrored left-right"),
+    3: (lambda pixels: pixels[::-1, ::-1], "turned 180 degrees"),
+    4: (lambda pixels: pixels[::-1], "mirrored top-bottom"),
+    5: (lambda pixels: pixels.swapaxes(0, 1), "mirrored along the diagonal"),
+    6: (lambda pixels: np.rot90(pixels, k=-1), "turned 90 degrees clockwise"),
+    7: (lambda pixels: pixels.swapaxes(0, 1)[::-1, ::-1], "mirrored along the other diagonal"),
+    8: (lambda pixels: np.rot90(pixels, k=1), "turned 90 degrees anticlockwise"),
+}
+
+
+def turn_upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Stored pixels (H, W, ...) turned as EXIF orientation 1 to 8 says a viewer shows them."""
+    return np.ascontiguousarray(EXIF_ORIENTATIONS[orientation][0](pixels))
 
 
 def _check_pixel_count(path: Path, size: tuple[int, int]) -> None:
     width, height = size
+    if min(width, height) < MIN_SIDE:
+        raise ValueError(f"{path}: {_too_small(width, height)}")
     if width * height > MAX_FILE_PIXELS:
         raise ValueError(
             f"{path}: the picture is {width}x{height} pixels, more than the "
@@ -155,15 +194,22 @@ def _unit_floats(image: np.ndarray) -> np.ndarray:
         scale = 1.0
     else:
         raise ValueError(f"expected integer or float pixels, got dtype {image.dtype}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(_too_small(image.shape[1], image.shape[0]))
     # Averaging blocks of factor x factor pixels before anything else keeps a phone photo fast
     # (and averages away sensor noise); the few rows and columns past the last block are dropped.
-    factor = -(-max(image.shape[:2]) // WORKING_SIDE)
+    # A long thin strip is shrunk less, so that its short side keeps MIN_SIDE pixels.
+    factor = min(-(-max(image.shape[:2]) // WORKING_SIDE), min(image.shape[:2]) // MIN_SIDE)
     if factor > 1:
         height, width = image.shape[0] // factor, image.shape[1] // factor
         blocks = image[: height * factor, : width * factor]
         image = blocks.reshape(height, factor, width, factor, -1).mean(axis=(1, 3))
         image = image.squeeze(axis=2) if blocks.ndim == 2 else image
     return np.clip(image / scale, 0.0, 1.0)
+
+
+def _too_small(width: int, height: int) -> str:
+    return f"the image is {width}x{height} pixels; a digit needs at least {MIN_SIDE} pixels a side"
 
 
 def _flatten_alpha(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:

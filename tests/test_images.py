@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from mnist_nn.images import (
     _label_regions,
@@ -15,6 +15,7 @@ from mnist_nn.images import (
     load_digit_image,
     prepare_digit_image,
     read_image,
+    read_image_as_stored,
 )
 
 
@@ -370,3 +371,48 @@ def test_a_large_photo_is_shrunk_while_read(tmp_path):
     photo = tmp_path / "big.jpg"
     Image.new("RGB", (5000, 4000), color=(230, 225, 210)).save(photo)
     assert max(read_image(photo).shape[:2]) <= READ_SIDE
+
+
+# Pictures as phones store them (EXIF orientation), and pictures of impossible shapes (issue 22).
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(orientation, tmp_path):
+    page = (dark_seven_on_white() * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the EXIF orientation tag
+    Image.fromarray(page).save(tmp_path / "photo.png", exif=exif)
+    with Image.open(tmp_path / "photo.png") as picture:
+        expected = np.asarray(ImageOps.exif_transpose(picture))
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png"), expected)
+    stored, stored_orientation = read_image_as_stored(tmp_path / "photo.png")
+    np.testing.assert_array_equal(stored, page)
+    assert stored_orientation == orientation
+
+
+def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path):
+    page = (dark_seven_on_white() * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show": the sensor saw the 7 on its side
+    Image.fromarray(np.rot90(page)).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright = prepare_digit_image(page).astype(int)
+    assert np.abs(load_digit_image(tmp_path / "photo.jpg").astype(int) - upright).mean() < 3
+
+
+@pytest.mark.parametrize("size", [(50_000, 1), (1, 50_000), (7, 300)])
+def test_a_strip_too_thin_for_a_digit_is_refused_in_one_line(size, tmp_path):
+    width, height = size
+    message = rf"the image is {width}x{height} pixels; a digit needs at least 8 pixels a side"
+    with pytest.raises(ValueError, match=message):
+        prepare_digit_image(np.zeros((height, width)))
+    Image.fromarray(np.zeros((height, width), dtype=np.uint8)).save(tmp_path / "strip.png")
+    with pytest.raises(ValueError, match=r"strip\.png: " + message):
+        load_digit_image(tmp_path / "strip.png")
+
+
+def test_a_long_strip_is_shrunk_no_thinner_than_a_digit_needs(tmp_path):
+    strip = np.full((8, 50_000), 255, dtype=np.uint8)
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    assert read_image(tmp_path / "strip.png").shape == (8, 50_000)
+    with pytest.raises(ValueError, match="looks blank"):  # not a NumPy reshape error
+        prepare_digit_image(strip)
