@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFilter
 
 WORKING_SIDE = 1024  # larger pictures are shrunk first: a phone photo is 4000x3000
 READ_SIDE = 2 * WORKING_SIDE  # files are shrunk to this while they are read
@@ -18,6 +18,8 @@ NOISY = 2 / 255  # a page noisier than this is smoothed a little before looking 
 MIN_SIDE = 8  # pixels: a smaller picture cannot hold a readable digit
 MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey levels
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
+FINE_SIDE = 80  # strokes are measured and thickened with the digit's longer side this long
+MNIST_STROKE_WIDTH = 10.7 / 80  # median over MNIST's training digits, measured that way
 MIN_REGION_PIXELS = 6  # the digit's largest piece (a faint 28x28 one: 7); salt noise: 1 to 3
 MIN_PIECE_FRACTION = 0.05  # a piece kept besides the largest: a 5's detached bar, an i-like dot
 NEAR_FRACTION = 0.5  # ... if it lies this close to the largest, as a share of its longer side
@@ -50,6 +52,8 @@ def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
     - ``"background_removed"``: (H, W) floats in [0, 1], the ink light on a black page;
     - ``"ink_mask"``: (H, W) bool, the pixels above the ink threshold;
     - ``"kept_regions"``: (H, W) bool, the connected pieces of ink kept as the digit;
+    - ``"strokes"``: the digit cropped and scaled so its longer side is FINE_SIDE pixels, thin
+      strokes thickened toward MNIST's width and the strongest ink stretched to 1;
     - ``"digit"``: (28, 28) uint8, the network's input.
     """
     gray = _to_grayscale(image)
@@ -57,13 +61,14 @@ def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
     ink_mask, strength = _find_ink(ink, noise)
     kept = _keep_digit_regions(ink_mask)
     # Two pixels around the kept pieces bring back their soft edges, which fall below threshold.
-    digit = _fit_and_centre(strength * _dilate(kept, steps=2))
+    strokes = _normalize_strokes(_crop(strength * _dilate(kept, steps=2)))
     return {
         "grayscale": gray,
         "background_removed": ink,
         "ink_mask": ink_mask,
         "kept_regions": kept,
-        "digit": digit,
+        "strokes": strokes,
+        "digit": _fit_and_centre(strokes),
     }
 
 
@@ -435,16 +440,57 @@ def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
     return mask
 
 
-def _fit_and_centre(ink: np.ndarray) -> np.ndarray:
-    """Crop the ink (H, W) in [0, 1], fit it in 20x20 keeping its aspect ratio and place it in a
-    (28, 28) uint8 canvas with its centre of mass at pixel (14, 14), as MNIST was made."""
+def _crop(ink: np.ndarray) -> np.ndarray:
+    """The ink (H, W) cropped to the rows and columns that hold any."""
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
+
+def _normalize_strokes(digit: np.ndarray) -> np.ndarray:
+    """The cropped ink (h, w) scaled so its longer side is FINE_SIDE pixels, its strokes made at
+    least MNIST's typical width there, and the strongest ink stretched to full (1.0).
+
+    A ballpoint or pencil digit photographed large has strokes far thinner, relative to its
+    height, than MNIST's (about 2.7 of 20 pixels); shrunk to 20x20 they would fade to grey.
+    """
+    scale = FINE_SIDE / max(digit.shape)
+    fine = _resize(
+        digit, max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale))
+    )
+    missing = MNIST_STROKE_WIDTH * FINE_SIDE - _stroke_width(fine)
+    if missing >= 2:  # grow by whole pixels on each side: a max filter of odd size
+        fine = _max_filter(fine, 2 * round(missing / 2) + 1)
+    return fine / max(float(fine.max()), 1e-6)
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """The typical width in pixels of the strokes in `ink` (h, w): 2 x area / boundary, since a
+    stroke of width w and length L covers w L pixels and has 2 L boundary pixels."""
+    mask = ink > 0.5 * float(ink.max())
+    padded = np.pad(mask, 1)
+    inside = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & mask
+    boundary = np.count_nonzero(mask) - np.count_nonzero(inside)
+    return 2.0 * np.count_nonzero(mask) / max(boundary, 1)
+
+
+def _max_filter(image: np.ndarray, size: int) -> np.ndarray:
+    """Each pixel of a (H, W) float image replaced by the largest in the size x size square
+    around it (a grey-level dilation), with Pillow's filter."""
+    padded = np.pad(image, size // 2).astype(np.float32)
+    grown = Image.fromarray(padded).filter(ImageFilter.MaxFilter(size))
+    return np.asarray(grown)[
+        size // 2 : size // 2 + image.shape[0], size // 2 : size // 2 + image.shape[1]
+    ]
+
+
+def _fit_and_centre(digit: np.ndarray) -> np.ndarray:
+    """Fit the cropped ink (h, w) in [0, 1] in 20x20 keeping its aspect ratio and place it in a
+    (28, 28) uint8 canvas with its centre of mass at pixel (14, 14), as MNIST was made."""
     scale = 20.0 / max(digit.shape)
     new_height = max(1, round(digit.shape[0] * scale))
     new_width = max(1, round(digit.shape[1] * scale))
     digit = _resize(digit, new_height, new_width)  # fits in 20x20
+    digit = digit / max(float(digit.max()), 1e-6)  # the strongest ink full, as in MNIST
 
     # MNIST's digits have their centre of mass at pixel (14, 14) (the mean over its training
     # set is (13.98, 14.01)), not at the canvas's middle (13.5, 13.5): half a pixel off both ways

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from mnist_nn import images
 from mnist_nn.images import (
     _label_regions,
     _otsu_threshold,
@@ -248,7 +249,14 @@ def test_the_pieces_of_a_digit_are_kept_and_specks_dropped():
 def test_digit_image_steps_shows_each_step():
     image = paper_photo(drawn_five(80))
     steps = digit_image_steps(image)
-    assert list(steps) == ["grayscale", "background_removed", "ink_mask", "kept_regions", "digit"]
+    assert list(steps) == [
+        "grayscale",
+        "background_removed",
+        "ink_mask",
+        "kept_regions",
+        "strokes",
+        "digit",
+    ]
     for name in ["grayscale", "background_removed", "ink_mask", "kept_regions"]:
         assert steps[name].shape == image.shape[:2], name
     assert steps["ink_mask"].dtype == bool and steps["kept_regions"].dtype == bool
@@ -416,3 +424,16 @@ def test_a_long_strip_is_shrunk_no_thinner_than_a_digit_needs(tmp_path):
     assert read_image(tmp_path / "strip.png").shape == (8, 50_000)
     with pytest.raises(ValueError, match="looks blank"):  # not a NumPy reshape error
         prepare_digit_image(strip)
+
+
+def test_thin_strokes_are_thickened_toward_mnist_and_reach_full_ink():
+    thin, bold = Image.new("L", (400, 400), 255), Image.new("L", (400, 400), 255)
+    for picture, width in [(thin, 3), (bold, 45)]:
+        ImageDraw.Draw(picture).line([(100, 60), (300, 60), (170, 340)], fill=0, width=width)
+    thin_digit = prepare_digit_image(np.asarray(thin))
+    bold_digit = prepare_digit_image(np.asarray(bold))
+    assert thin_digit.max() == 255  # the strongest stroke is full ink, as in MNIST
+    # Each about as much ink as MNIST's 7s: a 20-pixel 7 with strokes 2-3 pixels wide.
+    assert 0.6 < (thin_digit > 127).sum() / (bold_digit > 127).sum() < 1.0
+    width = images._stroke_width(digit_image_steps(np.asarray(thin))["strokes"])
+    assert abs(width - images.MNIST_STROKE_WIDTH * images.FINE_SIDE) < 2
