@@ -484,8 +484,9 @@ def format_confusion_matrix(C: np.ndarray) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from mnist_nn.digit_check import digit_verdict
+
     model = _load_model(args.model)
-    names = model.class_names()
     if args.debug_dir is not None:  # before any image: a file in the way stops them all
         from mnist_nn.files import make_folder
 
@@ -500,10 +501,7 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"mnist_nn predict: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        P = model.predict_proba(digit[None])[0]  # (C,)
-        top = np.argsort(P)[::-1][:3]
-        ranked = ", ".join(f"{names[label]} {P[label]:.1%}" for label in top)
-        print(f"{path}: {names[top[0]]}  ({ranked})")
+        print(f"{path}: {digit_verdict(model, digit).message}")
     return EXIT_ERROR if failed else 0
 
 

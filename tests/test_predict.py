@@ -60,3 +60,18 @@ def test_debug_dir_shows_the_picture_as_stored_and_turned_upright(model_file, tm
         Image.open(seen / "upright-prepared.png") as plain,
     ):
         assert sideways.width > plain.width  # one more panel: the picture turned upright
+
+
+def test_a_dash_is_not_sure_and_a_digit_gets_its_class(model_file, tmp_path, capsys):
+    page = np.full((120, 200), 255, dtype=np.uint8)
+    page[58:64, 30:170] = 0  # a dash drawn across the page
+    Image.fromarray(page).save(tmp_path / "dash.png")
+    Image.fromarray(seven()).save(tmp_path / "seven.png")
+    images = [str(tmp_path / "dash.png"), str(tmp_path / "seven.png")]
+    assert main(["predict", str(model_file), *images]) == 0
+    dash, digit = capsys.readouterr().out.splitlines()
+    assert dash.startswith(
+        f"{images[0]}: not sure: this does not look like a handwritten digit "
+        "(it is a flat line, like a dash); best guess "
+    )
+    assert "not sure" not in digit and digit.count("%") == 3
