@@ -526,7 +526,7 @@ def _prepared_digit(path: Path, picture: Path | None) -> np.ndarray:
     """The 28x28 input made from the image file; with `picture`, also a picture of the steps
     there: the file as stored, turned upright (if its EXIF says so), each preparation step."""
     from mnist_nn.images import (
-        EXIF_ORIENTATIONS,
+        DigitNotFoundError,
         digit_image_steps,
         read_image_as_stored,
         turn_upright,
@@ -536,16 +536,33 @@ def _prepared_digit(path: Path, picture: Path | None) -> np.ndarray:
     image = turn_upright(stored, orientation)
     try:
         steps = digit_image_steps(image)
+    except DigitNotFoundError as error:  # the steps up to the refusal show why
+        _plot_steps(path, picture, stored, orientation, image, error.steps)
+        raise ValueError(f"{path}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    if picture is not None:
-        from mnist_nn.plots import plot_digit_steps
-
-        if orientation != 1:
-            steps = {f"upright (EXIF: {EXIF_ORIENTATIONS[orientation][1]})": image, **steps}
-        plot_digit_steps(stored, steps, title=str(path)).savefig(picture, dpi=80)
-        print(f"{path}: the steps are in {picture}")
+    _plot_steps(path, picture, stored, orientation, image, steps)
     return steps["digit"]
+
+
+def _plot_steps(
+    path: Path,
+    picture: Path | None,
+    stored: np.ndarray,
+    orientation: int,
+    image: np.ndarray,
+    steps: dict,
+) -> None:
+    """With `picture`, the steps drawn there: the file as stored, upright, each step made."""
+    if picture is None:
+        return
+    from mnist_nn.images import EXIF_ORIENTATIONS
+    from mnist_nn.plots import plot_digit_steps
+
+    if orientation != 1:
+        steps = {f"upright (EXIF: {EXIF_ORIENTATIONS[orientation][1]})": image, **steps}
+    plot_digit_steps(stored, steps, title=str(path)).savefig(picture, dpi=80)
+    print(f"{path}: the steps are in {picture}")
 
 
 def run_bench(args: argparse.Namespace) -> int:

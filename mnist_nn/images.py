@@ -20,6 +20,9 @@ MIN_CONTRAST = 0.05  # a stroke differs from the page by at least ~13 grey level
 MIN_SIGNAL_TO_NOISE = 5.0  # ... and by 5 noise deviations: thresholded noise reaches about 4
 FINE_SIDE = 80  # strokes are measured and thickened with the digit's longer side this long
 MNIST_STROKE_WIDTH = 10.7 / 80  # median over MNIST's training digits, measured that way
+AREA_SIDE = 256  # pixels of the copy in which the page or canvas is looked for
+MIN_PAGE_SHARE = 0.25  # a page or canvas this large at least (a bold stroke is smaller)
+PAGE_INSET = 0.03  # the found page is shrunk by this share towards its centre
 MIN_REGION_PIXELS = 6  # the digit's largest piece (a faint 28x28 one: 7); salt noise: 1 to 3
 MIN_PIECE_FRACTION = 0.05  # a piece kept besides the largest: a 5's detached bar, an i-like dot
 NEAR_FRACTION = 0.5  # ... if it lies this close to the largest, as a share of its longer side
@@ -49,27 +52,133 @@ def digit_image_steps(image: np.ndarray) -> dict[str, np.ndarray]:
     Returns a dict of arrays, in the order they are made:
 
     - ``"grayscale"``: (H, W) floats in [0, 1], the picture in gray (shrunk if it was large);
-    - ``"background_removed"``: (H, W) floats in [0, 1], the ink light on a black page;
-    - ``"ink_mask"``: (H, W) bool, the pixels above the ink threshold;
-    - ``"kept_regions"``: (H, W) bool, the connected pieces of ink kept as the digit;
+    - ``"drawing_area"``: (H', W') floats, the page or canvas found in it (a sheet on a desk
+      straightened, a screenshot's canvas without its bars), or the whole picture;
+    - ``"background_removed"``: (H', W') floats in [0, 1], the ink light on a black page;
+    - ``"ink_mask"``: (H', W') bool, the pixels above the ink threshold;
+    - ``"kept_regions"``: (H', W') bool, the connected pieces of ink kept as the digit;
     - ``"strokes"``: the digit cropped and scaled so its longer side is FINE_SIDE pixels, thin
       strokes thickened toward MNIST's width and the strongest ink stretched to 1;
     - ``"digit"``: (28, 28) uint8, the network's input.
+
+    A picture with no digit raises DigitNotFoundError, whose ``steps`` hold the steps made.
     """
-    gray = _to_grayscale(image)
-    ink, noise = _remove_background(gray)
-    ink_mask, strength = _find_ink(ink, noise)
-    kept = _keep_digit_regions(ink_mask)
+    steps: dict[str, np.ndarray] = {}
+    try:
+        steps["grayscale"] = gray = _to_grayscale(image)
+        steps["drawing_area"] = area = find_drawing_area(gray)
+        ink, noise = _remove_background(area)
+        steps["background_removed"] = ink
+        steps["ink_mask"], strength = _find_ink(ink, noise)
+        steps["kept_regions"] = kept = _keep_digit_regions(steps["ink_mask"])
+    except DigitNotFoundError as error:
+        error.steps = steps
+        raise
     # Two pixels around the kept pieces bring back their soft edges, which fall below threshold.
-    strokes = _normalize_strokes(_crop(strength * _dilate(kept, steps=2)))
-    return {
-        "grayscale": gray,
-        "background_removed": ink,
-        "ink_mask": ink_mask,
-        "kept_regions": kept,
-        "strokes": strokes,
-        "digit": _fit_and_centre(strokes),
-    }
+    steps["strokes"] = _normalize_strokes(_crop(strength * _dilate(kept, steps=2)))
+    steps["digit"] = _fit_and_centre(steps["strokes"])
+    return steps
+
+
+class DigitNotFoundError(ValueError):
+    """A picture with no digit in it ("looks blank"); ``steps`` holds the steps made before."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or BLANK_MESSAGE)
+        self.steps: dict[str, np.ndarray] = {}
+
+
+def find_drawing_area(gray: np.ndarray) -> np.ndarray:
+    """The page or canvas inside a picture (H, W) in [0, 1], straightened; else the picture.
+
+    Like a document scanner: the largest bright connected region (Otsu's threshold on a copy
+    about AREA_SIDE pixels wide) is the page if it is page-like: with the ink on it it fills
+    its quadrilateral, covers MIN_PAGE_SHARE of the picture or more, and does not already reach
+    all four edges; its four corners are its extreme points along x + y and x - y, and a perspective
+    map (a homography from the four corners) straightens it into a rectangle. A sheet on a
+    desk loses the desk; a screenshot's canvas loses the status bar, title bar and buttons.
+    """
+    step = max(1, -(-max(gray.shape) // AREA_SIDE))
+    small = gray[::step, ::step]
+    if min(gray.shape) < 4 * 28 or np.ptp(small) < 0.2:  # not a photo or screenshot
+        return gray
+    bright = small > _otsu_threshold(small.ravel(), low=float(small.min()) - 1e-6)
+    labels = _label_regions(bright)
+    values, counts = np.unique(labels[bright], return_counts=True)
+    page = labels == values[np.argmax(counts)]
+    rows, columns = np.nonzero(page)
+    touches = [rows.min() == 0, columns.min() == 0]
+    touches += [rows.max() == page.shape[0] - 1, columns.max() == page.shape[1] - 1]
+    corners = _corners(rows, columns) * step  # (4, 2): top-left, top-right, bottom-right, -left
+    area = _quadrilateral_area(corners)
+    filled = np.count_nonzero(_fill_holes(page)) * step**2  # with the ink on it
+    if all(touches) or area < MIN_PAGE_SHARE * gray.size or abs(filled / area - 1) > 0.05:
+        return gray
+    centre = corners.mean(axis=0)
+    corners = centre + (corners - centre) * (1 - PAGE_INSET)  # off the page's shaded edges
+    return _straighten(gray, corners)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask (H, W) with every hole filled: the pixels off it that no path off it joins to
+    the edge of the picture."""
+    labels = _label_regions(~mask)
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    return mask | ~np.isin(labels, edge)
+
+
+def _corners(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The (row, column) pixels of a region farthest to the top-left, top-right, bottom-right and
+    bottom-left: the extremes of x + y and x - y, as (4, 2) floats."""
+    total, difference = rows + columns, columns - rows
+    picks = [np.argmin(total), np.argmax(difference), np.argmax(total), np.argmin(difference)]
+    return np.stack([rows[picks], columns[picks]], axis=1).astype(float)
+
+
+def _quadrilateral_area(corners: np.ndarray) -> float:
+    """The area of a quadrilateral from its (4, 2) corners in order (the shoelace formula)."""
+    y, x = corners[:, 0], corners[:, 1]
+    return 0.5 * abs(float(x @ np.roll(y, -1) - y @ np.roll(x, -1)))
+
+
+def _straighten(gray: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The quadrilateral `corners` (4, 2) of `gray` mapped onto a rectangle of about its size:
+    each output pixel looks up its place in the picture through the homography H that sends
+    the rectangle's corners to the quadrilateral's, and is interpolated bilinearly."""
+    sides = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)  # top, right, ...
+    width = max(MIN_SIDE, round((sides[0] + sides[2]) / 2))
+    height = max(MIN_SIDE, round((sides[1] + sides[3]) / 2))
+    target = np.array([[0, 0], [0, width - 1], [height - 1, width - 1], [height - 1, 0]], float)
+    H = _homography(target, corners)
+    rows, columns = np.mgrid[0:height, 0:width].astype(float)
+    points = np.stack([rows.ravel(), columns.ravel(), np.ones(rows.size)])  # (3, h w)
+    y, x, w = H @ points
+    return _bilinear(gray, y / w, x / w).reshape(height, width)
+
+
+def _homography(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 3x3 projective map H (H[2, 2] = 1) sending four (row, column) points to four others:
+    8 linear equations in H's other 8 entries, two per point (Hartley and Zisserman's DLT)."""
+    equations, values = [], []
+    for (y, x), (v, u) in zip(source, target, strict=True):
+        equations.append([y, x, 1, 0, 0, 0, -v * y, -v * x])
+        equations.append([0, 0, 0, y, x, 1, -u * y, -u * x])
+        values += [v, u]
+    return np.append(np.linalg.solve(np.array(equations), np.array(values)), 1.0).reshape(3, 3)
+
+
+def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """image (H, W) sampled at float positions y, x (clamped to the image), bilinearly."""
+    y = np.clip(y, 0, image.shape[0] - 1)
+    x = np.clip(x, 0, image.shape[1] - 1)
+    top, left = (
+        np.minimum(y.astype(int), image.shape[0] - 2),
+        np.minimum(x.astype(int), image.shape[1] - 2),
+    )
+    dy, dx = y - top, x - left
+    upper = image[top, left] * (1 - dx) + image[top, left + 1] * dx
+    lower = image[top + 1, left] * (1 - dx) + image[top + 1, left + 1] * dx
+    return upper * (1 - dy) + lower * dy
 
 
 def read_image(path: str | os.PathLike, upright: bool = True) -> np.ndarray:
@@ -316,14 +425,14 @@ def _find_ink(ink: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
     floor = _noise_floor(noise)
     candidates = ink[ink > floor]
     if candidates.size == 0:
-        raise ValueError(BLANK_MESSAGE)
+        raise DigitNotFoundError()
     # Capped at half the strongest ink: on a clean page every candidate is ink, and Otsu would
     # split the strokes themselves where their brightness varies (a shaded, clipped stroke).
     strongest = float(np.percentile(candidates, 99))
     mask = ink > min(_otsu_threshold(candidates, low=floor), max(strongest / 2, floor))
     level = float(np.median(ink[mask]))  # a typical stroke pixel
     if level < MIN_CONTRAST or level < MIN_SIGNAL_TO_NOISE * noise:
-        raise ValueError(BLANK_MESSAGE)
+        raise DigitNotFoundError()
     # As in MNIST, where most stroke pixels are saturated: the typical stroke pixel and stronger
     # ones become full ink; the page, its noise and faint halos (JPEG ringing) become 0.
     faint = max(floor, 0.1 * level)
@@ -351,17 +460,42 @@ def _keep_digit_regions(mask: np.ndarray) -> np.ndarray:
     labels = _label_regions(mask)
     _, region, sizes = np.unique(labels[mask], return_inverse=True, return_counts=True)
     if sizes.max() < MIN_REGION_PIXELS:
-        raise ValueError(BLANK_MESSAGE)
+        raise DigitNotFoundError()
     rows, columns = np.nonzero(mask)  # row-major, as labels[mask]
     boxes = _bounding_boxes(region, rows, columns, len(sizes))  # (K, 4): top, bottom, left, right
+    ui = _looks_like_ui(labels, boxes, mask, sizes)  # (K,) buttons and bars, dropped if others stay
+    if not ui.all():
+        sizes = np.where(ui, 0, sizes)
+        if sizes.max() < MIN_REGION_PIXELS:
+            raise DigitNotFoundError()
     top, bottom, left, right = boxes[np.argmax(sizes)]
     row_gap = np.maximum(0, np.maximum(boxes[:, 0] - bottom, top - boxes[:, 1]))
     column_gap = np.maximum(0, np.maximum(boxes[:, 2] - right, left - boxes[:, 3]))
     near = np.maximum(row_gap, column_gap) <= NEAR_FRACTION * max(bottom - top, right - left)
-    keep = near & (sizes >= MIN_PIECE_FRACTION * sizes.max())  # (K,)
+    keep = near & (sizes >= MIN_PIECE_FRACTION * sizes.max()) & (sizes > 0)  # (K,)
     kept = np.zeros_like(mask)
     kept[mask] = keep[region]
     return kept
+
+
+def _looks_like_ui(
+    labels: np.ndarray, boxes: np.ndarray, mask: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
+    """(K,) bool: which pieces of ink are a screen's buttons, not strokes: frames wider than
+    tall, their whole outline inked, square corners included, around an empty middle (the
+    label's place). A pen's stroke has round or ragged ends, so its box's corners stay empty.
+    Specks are not looked at."""
+    piece_labels = np.unique(labels[mask])  # (K,) in the order of `boxes`
+    ui = np.zeros(len(boxes), dtype=bool)
+    for k, (top, bottom, left, right) in enumerate(boxes):
+        height, width = bottom - top + 1, right - left + 1
+        if width < 1.2 * height or height < 4 or sizes[k] < MIN_PIECE_FRACTION * sizes.max():
+            continue
+        box = labels[top : bottom + 1, left : right + 1] == piece_labels[k]
+        outline = np.concatenate([box[0], box[-1], box[1:-1, 0], box[1:-1, -1]])
+        corners = box[0, 0] and box[0, -1] and box[-1, 0] and box[-1, -1]
+        ui[k] = outline.mean() > 0.9 and corners and not box[height // 2, width // 2]
+    return ui
 
 
 def _label_regions(mask: np.ndarray) -> np.ndarray:

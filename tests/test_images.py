@@ -251,6 +251,7 @@ def test_digit_image_steps_shows_each_step():
     steps = digit_image_steps(image)
     assert list(steps) == [
         "grayscale",
+        "drawing_area",
         "background_removed",
         "ink_mask",
         "kept_regions",
@@ -437,3 +438,71 @@ def test_thin_strokes_are_thickened_toward_mnist_and_reach_full_ink():
     assert 0.6 < (thin_digit > 127).sum() / (bold_digit > 127).sum() < 1.0
     width = images._stroke_width(digit_image_steps(np.asarray(thin))["strokes"])
     assert abs(width - images.MNIST_STROKE_WIDTH * images.FINE_SIDE) < 2
+
+
+# The page or the drawing area before the ink (issue 26).
+
+
+def test_homography_sends_the_four_corners_where_asked():
+    source = np.array([[0, 0], [0, 99], [49, 99], [49, 0]], dtype=float)
+    target = np.array([[10, 20], [5, 180], [120, 170], [100, 15]], dtype=float)
+    H = images._homography(source, target)
+    mapped = H @ np.vstack([source.T, np.ones(4)])
+    np.testing.assert_allclose((mapped[:2] / mapped[2]).T, target, atol=1e-9)
+
+
+def sheet_on_desk(sheet: np.ndarray, corners: np.ndarray, shape=(480, 640)) -> np.ndarray:
+    """The sheet (h, w) seen with its corners (4, 2) (row, column; clockwise from top-left) at
+    the given places of a photo of a darker, streaked desk."""
+    height, width = sheet.shape
+    flat = np.array([[0, 0], [0, width - 1], [height - 1, width - 1], [height - 1, 0]], float)
+    H = images._homography(corners, flat)  # photo pixel -> sheet pixel
+    rows, columns = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    y, x, w = H @ np.stack([rows.ravel(), columns.ravel(), np.ones(rows.size)])
+    y, x = (y / w).reshape(shape), (x / w).reshape(shape)
+    on_sheet = (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
+    desk = 0.3 + 0.05 * np.sin(rows / 7.0)
+    return np.where(on_sheet, images._bilinear(sheet, y, x), desk)
+
+
+def test_a_sheet_on_a_desk_is_found_straightened_and_read():
+    sheet = on_page(FIVE, shape=(300, 240), at=(90, 60), page=0.9, pen=0.1)
+    corners = np.array([[60, 200], [90, 470], [420, 500], [400, 150]], dtype=float)
+    photo = to_uint8(with_noise(sheet_on_desk(sheet, corners), levels=3))
+    steps = digit_image_steps(photo)
+    area = steps["drawing_area"]
+    assert 0.8 < area.shape[0] / area.shape[1] / (300 / 240) < 1.25  # a sheet, upright
+    assert area.min() > 0.05 and np.median(area) > 0.8  # no desk left in it
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    assert correlation_up_to_a_pixel(steps["digit"], clean) > 0.8
+
+
+def test_a_screenshot_loses_its_bars_and_buttons():
+    screen = np.ones((570, 270))
+    screen[:20] = 0.1  # status bar, with a light icon
+    screen[6:14, 230:260] = 1.0
+    screen[20:70] = 0.45  # the app's title bar, with its title
+    screen[35:55, 15:120] = 1.0
+    screen[510:] = 0.85  # a toolbar with two buttons, each a frame around its label
+    for left in (20, 150):
+        screen[520:560, left : left + 100] = 0.3
+        screen[530:550, left + 15 : left + 85] = 1.0
+    screen[200:320, 80:200] = 1.0 - FIVE  # the digit on the white canvas
+    steps = digit_image_steps(to_uint8(screen))
+    assert steps["drawing_area"].shape[0] < 0.9 * 570  # the bars are gone
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    assert correlation_up_to_a_pixel(steps["digit"], clean) > 0.8
+
+
+def test_mnist_like_inputs_are_their_own_drawing_area():
+    digit = prepare_digit_image(on_page(FIVE))
+    gray = images._to_grayscale(digit)
+    np.testing.assert_array_equal(images.find_drawing_area(gray), gray)
+    big = np.asarray(Image.fromarray(digit).resize((280, 280)))
+    assert images.find_drawing_area(images._to_grayscale(big)).shape == (280, 280)
+
+
+def test_a_refused_picture_keeps_the_steps_made_before():
+    with pytest.raises(images.DigitNotFoundError, match="looks blank") as refusal:
+        digit_image_steps(np.full((60, 80), 0.7))
+    assert list(refusal.value.steps) == ["grayscale", "drawing_area", "background_removed"]

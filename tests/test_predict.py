@@ -75,3 +75,13 @@ def test_a_dash_is_not_sure_and_a_digit_gets_its_class(model_file, tmp_path, cap
         "(it is a flat line, like a dash); best guess "
     )
     assert "not sure" not in digit and digit.count("%") == 3
+
+
+def test_debug_dir_shows_the_steps_of_a_refused_picture(model_file, tmp_path, capsys):
+    Image.fromarray(np.full((60, 80), 200, dtype=np.uint8)).save(tmp_path / "blank.png")
+    seen = tmp_path / "seen"
+    code = main(["predict", str(model_file), str(tmp_path / "blank.png"), "--debug-dir", str(seen)])
+    captured = capsys.readouterr()
+    assert code == 1 and "looks blank" in captured.err
+    assert (seen / "blank-prepared.png").is_file()
+    assert f"the steps are in {seen / 'blank-prepared.png'}" in captured.out
