@@ -506,3 +506,18 @@ def test_a_refused_picture_keeps_the_steps_made_before():
     with pytest.raises(images.DigitNotFoundError, match="looks blank") as refusal:
         digit_image_steps(np.full((60, 80), 0.7))
     assert list(refusal.value.steps) == ["grayscale", "drawing_area", "background_removed"]
+
+
+def test_a_bar_along_the_edge_is_dropped_when_a_digit_stays():
+    screen = np.ones((400, 300))
+    screen[:40] = 0.55  # a light title bar across the top: no canvas to find apart from it
+    screen[10:30, 20:150] = 1.0  # its title
+    screen[150:270, 90:210] = 1.0 - FIVE
+    steps = digit_image_steps(to_uint8(screen))
+    assert not steps["kept_regions"][:40].any()
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    assert correlation_up_to_a_pixel(steps["digit"], clean) > 0.8
+    tight = np.ones((120, 60))
+    tight[:, 25:35] = 0.0  # a 1 cropped tightly, touching the top and the bottom
+    tight[5:8, 2:5] = 0.0  # and a speck: the 1 stays the digit
+    assert (prepare_digit_image(tight)[4:24].max(axis=1) > 200).all()  # a bar 20 rows tall
