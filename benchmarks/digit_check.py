@@ -71,6 +71,7 @@ def main() -> None:
         share = (caught[kinds == kind].sum() + n_refused) / ((kinds == kind).sum() + n_refused)
         print(f"{kind:12s} {share:7.1%} {n_refused:8d} {left_out[kind]:27.1%}")
     pictures_flagged(model, X_test, args.n_pictures)
+    drawn_flagged(model, args.n_pictures)
 
 
 def leave_one_kind_out(model, X_train, X_val, inputs, kinds, n_per_kind) -> dict[str, float]:
@@ -104,6 +105,26 @@ def pictures_flagged(model, X_test, n: int) -> None:
             print(
                 f"pictures of test digits, {kind}: {flagged.mean():.1%} flagged of {len(flagged)}"
             )
+
+
+def drawn_flagged(model, n: int) -> None:
+    """Digits drawn by code (synthetic.py's pen strokes, not MNIST) enlarged to a 280x280 board
+    and prepared: the share flagged, and the share read right among the rest."""
+    from PIL import Image
+
+    from mnist_nn.synthetic import make_synthetic_digits
+
+    X, y = make_synthetic_digits(n, seed=4)
+    boards = [
+        np.asarray(Image.fromarray(x).resize((280, 280), Image.Resampling.BICUBIC)) for x in X
+    ]
+    prepared = np.stack([nn.prepare_digit_image(board) for board in boards])
+    flagged = digit_check.flag_non_digits(model, prepared)
+    right = np.mean(model.predict(prepared[~flagged]) == y[~flagged])
+    print(
+        f"digits drawn by code on a 280x280 board: {flagged.mean():.1%} flagged of {n}, "
+        f"{right:.1%} of the rest read right"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ FINE_SIDE = 80  # strokes are measured and thickened with the digit's longer sid
 MNIST_STROKE_WIDTH = 10.7 / 80  # median over MNIST's training digits, measured that way
 AREA_SIDE = 256  # pixels of the copy in which the page or canvas is looked for
 MIN_PAGE_SHARE = 0.1  # a page or canvas this large at least
+MIN_PAGE_CONTRAST = 0.15  # a page stands out from the desk around it by this much at least
 MAX_INK_SHARE = 0.12  # of a page or canvas, at most (a digit's ink covers a few percent)
 PAGE_INSET = 0.03  # the found page is shrunk by this share towards its centre
 MIN_REGION_PIXELS = 6  # the digit's largest piece (a faint 28x28 one: 7); salt noise: 1 to 3
@@ -94,8 +95,9 @@ def find_drawing_area(gray: np.ndarray) -> np.ndarray:
 
     Like a document scanner: the largest bright connected region (Otsu's threshold on a copy
     about AREA_SIDE pixels wide) is the page if it is page-like: with the ink on it it fills
-    its quadrilateral, is solid (not bold strokes), holes no more than MAX_INK_SHARE of ink,
-    covers MIN_PAGE_SHARE of the picture or more, and does not already reach all four edges.
+    its quadrilateral, is solid (not bold strokes), holds no more than MAX_INK_SHARE of ink, is
+    brighter than what lies around it by MIN_PAGE_CONTRAST, covers MIN_PAGE_SHARE of the
+    picture or more, and does not already reach all four edges.
     Its four corners are its extreme points along x + y and x - y, and a perspective map (a
     homography from the four corners) straightens it into a rectangle. A sheet on a desk loses
     the desk; a screenshot's canvas loses the status bar, title bar and buttons. Bold light
@@ -119,6 +121,8 @@ def find_drawing_area(gray: np.ndarray) -> np.ndarray:
         return gray
     if np.count_nonzero(filled & ~page) > MAX_INK_SHARE * np.count_nonzero(filled):
         return gray  # more "ink" than a page holds: the loops of bold light strokes
+    if small[page].mean() - small[~filled].mean() < MIN_PAGE_CONTRAST:
+        return gray  # the brighter side of one unevenly lit page
     if abs(np.count_nonzero(filled) * step**2 / area - 1) > 0.05:  # not a quadrilateral
         return gray
     centre = corners.mean(axis=0)

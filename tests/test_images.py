@@ -521,3 +521,10 @@ def test_a_bar_along_the_edge_is_dropped_when_a_digit_stays():
     tight[:, 25:35] = 0.0  # a 1 cropped tightly, touching the top and the bottom
     tight[5:8, 2:5] = 0.0  # and a speck: the 1 stays the digit
     assert (prepare_digit_image(tight)[4:24].max(axis=1) > 200).all()  # a bar 20 rows tall
+
+
+def test_an_unevenly_lit_page_is_not_cut_in_two():
+    page = on_page(drawn_five(40), shape=(300, 400), at=(130, 300), page=0.9, pen=0.3)
+    page -= np.linspace(0, 0.12, 400)[None, :]  # light from the left
+    gray = images._to_grayscale(to_uint8(page))
+    assert images.find_drawing_area(gray).shape == gray.shape
