@@ -100,8 +100,9 @@ def find_drawing_area(gray: np.ndarray) -> np.ndarray:
     picture or more, and does not already reach all four edges.
     Its four corners are its extreme points along x + y and x - y, and a perspective map (a
     homography from the four corners) straightens it into a rectangle. A sheet on a desk loses
-    the desk; a screenshot's canvas loses the status bar, title bar and buttons. Bold light
-    strokes can pass for a page: 7 of 2,000 MNIST test digits enlarged to 140x140 did.
+    the desk; a screenshot's canvas loses the status bar, title bar and buttons. Very bold light
+    strokes on black can pass for a page: 8 to 14 of 2,000 MNIST training digits enlarged to
+    112-280 pixels did.
     """
     step = max(1, -(-max(gray.shape) // AREA_SIDE))
     small = gray[::step, ::step]
@@ -117,7 +118,7 @@ def find_drawing_area(gray: np.ndarray) -> np.ndarray:
     corners = _corners(rows, columns) * step  # (4, 2): top-left, top-right, bottom-right, -left
     area = _quadrilateral_area(corners)
     filled = _fill_holes(page)  # with the ink on it
-    if all(touches) or area < MIN_PAGE_SHARE * gray.size or not _is_solid(filled):
+    if all(touches) or area < MIN_PAGE_SHARE * gray.size or not _is_solid(filled, area / step**2):
         return gray
     if np.count_nonzero(filled & ~page) > MAX_INK_SHARE * np.count_nonzero(filled):
         return gray  # more "ink" than a page holds: the loops of bold light strokes
@@ -130,13 +131,13 @@ def find_drawing_area(gray: np.ndarray) -> np.ndarray:
     return _straighten(gray, corners)
 
 
-def _is_solid(mask: np.ndarray) -> bool:
-    """Whether a region (H, W) bool is a solid sheet rather than bold strokes: eroded by a
-    tenth of its size, it keeps at least 40% of its pixels (a square keeps 64%, a stroke none)."""
-    size = np.count_nonzero(mask)
-    side = 2 * max(1, int(0.1 * np.sqrt(size))) + 1
+def _is_solid(mask: np.ndarray, area: float) -> bool:
+    """Whether a region (H, W) bool spanning a quadrilateral of `area` pixels is a solid sheet
+    rather than bold strokes: eroded by a tenth of the quadrilateral's side, it keeps at least
+    40% of its pixels (a square keeps 64%; strokes, even bold ones, keep little)."""
+    side = 2 * max(1, int(0.1 * np.sqrt(area))) + 1
     eroded = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(side))
-    return np.count_nonzero(np.asarray(eroded)) >= 0.4 * size
+    return np.count_nonzero(np.asarray(eroded)) >= 0.4 * np.count_nonzero(mask)
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
