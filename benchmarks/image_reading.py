@@ -156,15 +156,18 @@ def app_screenshot(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, 
 
 def thin_pen(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
     """A ballpoint or pencil digit on paper (issue 26): MNIST's strokes (about 13% of the
-    digit's height) thinned to 20-40% of their area, grey or dark, in a paper photo's light,
+    digit's height) thinned to 20-40% of their area (less where a stroke would break), grey or
+    dark, in a paper photo's light,
     blur, noise and JPEG."""
     size = int(rng.integers(200, 500))
     thin = Image.fromarray((digit_ink(digit, size) > 0.5).astype(np.uint8) * 255)
-    keep = rng.uniform(0.2, 0.4)  # of the stroke width: eroded one pixel at a time to it
-    start = np.count_nonzero(np.asarray(thin))
+    keep = rng.uniform(0.2, 0.4)  # of the ink's area: eroded one pixel at a time to it,
+    start = np.count_nonzero(np.asarray(thin))  # never breaking a stroke in two
+    pieces = n_pieces(np.asarray(thin) > 0)
     while True:
         thinner = thin.filter(ImageFilter.MinFilter(3))
-        if np.count_nonzero(np.asarray(thinner)) < keep * start:
+        mask = np.asarray(thinner) > 0
+        if np.count_nonzero(mask) < keep * start or n_pieces(mask) > pieces:
             break
         thin = thinner
     ink = np.asarray(thin.filter(ImageFilter.GaussianBlur(1.0))) / 255.0
@@ -177,6 +180,11 @@ def thin_pen(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
     noisy = noisy + rng.normal(0, rng.uniform(2, 5), size=noisy.shape)
     picture = Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
     return encode(picture, "JPEG", quality=int(rng.integers(70, 92))), ".jpg"
+
+
+def n_pieces(mask: np.ndarray) -> int:
+    """How many connected pieces a boolean mask (H, W) has."""
+    return len(np.unique(images._label_regions(mask)[mask]))
 
 
 def encode(picture: Image.Image, file_format: str, **options) -> bytes:
