@@ -107,9 +107,9 @@ CORRUPTIONS = {
 }
 
 
-def corrupted_copies(X_test: np.ndarray) -> dict[str, np.ndarray]:
+def corrupted_copies(X_test: np.ndarray, seed: int = SEED) -> dict[str, np.ndarray]:
     images = X_test.astype(np.float32) / 255
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     return {name: make(images, rng).astype(np.float32) for name, make in CORRUPTIONS.items()}
 
 
@@ -121,9 +121,10 @@ def main() -> None:
     parser.add_argument(
         "--readme", action="store_true", help="rewrite the table in docs/robustness.md"
     )
+    parser.add_argument("--seed", type=int, default=SEED, help="draws the corrupted copies")
     args = parser.parse_args()
     X_test, y_test = nn.load_mnist(args.data_dir, split="test", download=False, progress=False)
-    copies = {"clean": X_test, **corrupted_copies(X_test)}
+    copies = {"clean": X_test, **corrupted_copies(X_test, args.seed)}
     results = {}
     for path in args.models:
         model = nn.load_model(path)

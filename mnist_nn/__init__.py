@@ -29,6 +29,7 @@ from mnist_nn.datasets import (
     load_dataset,
     load_mnist,
 )
+from mnist_nn.digit_check import DigitVerdict, calibrate_digit_check, digit_verdict
 from mnist_nn.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from mnist_nn.images import load_digit_image, prepare_digit_image, read_image
 from mnist_nn.layers import Dense, Dropout, Layer
@@ -73,6 +74,9 @@ __all__ = [
     "dataset_folder",
     "load_dataset",
     "load_mnist",
+    "DigitVerdict",
+    "calibrate_digit_check",
+    "digit_verdict",
     "check_layer",
     "check_model",
     "numerical_gradient",

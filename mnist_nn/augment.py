@@ -22,6 +22,13 @@ class Augmentation:
     shift: pixels along each axis; rotation and shear: degrees; scale: relative size change
     (0.1 draws a size factor in [0.9, 1.1]); elastic_alpha: strength of the elastic field in
     pixels, elastic_sigma: its smoothness (Simard, Steinkraus and Platt 2003 use 34 and 4).
+
+    What photos and scans do to the pixels, each applied to an image with probability one half:
+    stroke: strokes thickened (up to a full grey dilation by a plus sign, at 1) or thinned (half
+    an erosion at -1), by an amount drawn in [-stroke, stroke]; blur: a Gaussian blur of width
+    drawn in [0, blur] pixels; noise: Gaussian noise of deviation drawn in [0, noise];
+    background: a page that is not black, at a grey level drawn in [0, background] (the ink
+    stays at 1).
     """
 
     shift: float = 0.0
@@ -30,11 +37,19 @@ class Augmentation:
     shear: float = 0.0
     elastic_alpha: float = 0.0
     elastic_sigma: float = 4.0
+    stroke: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
+    background: float = 0.0
+
+    @property
+    def changes_pixels(self) -> bool:
+        return bool(self.stroke or self.blur or self.noise or self.background)
 
     @property
     def is_identity(self) -> bool:
         limits = (self.shift, self.rotation, self.scale, self.shear, self.elastic_alpha)
-        return not any(limits)
+        return not any(limits) and not self.changes_pixels
 
 
 _AFFINE = Augmentation(shift=2.5, rotation=12.0, scale=0.12, shear=12.0)
@@ -45,6 +60,18 @@ AUGMENTATIONS = {
     "affine": _AFFINE,
     "elastic": Augmentation(
         shift=2.0, rotation=10.0, scale=0.1, shear=10.0, elastic_alpha=34.0, elastic_sigma=4.0
+    ),
+    # "affine" and what real pictures add (issue 26): pens of other widths, focus, sensor
+    # noise, grey paper.
+    "pictures": Augmentation(
+        shift=2.5,
+        rotation=12.0,
+        scale=0.12,
+        shear=12.0,
+        stroke=1.0,
+        blur=1.2,
+        noise=0.35,
+        background=0.5,
     ),
 }
 
@@ -77,7 +104,58 @@ def augment(
         displacement = elastic_field(
             (N, H, W), augmentation.elastic_alpha, augmentation.elastic_sigma, rng
         )
-    return transform(images, matrix, shift, displacement).reshape(X.shape)
+    images = transform(images, matrix, shift, displacement)
+    if augmentation.changes_pixels:
+        images = change_pixels(images, augmentation, rng)
+    return images.reshape(X.shape)
+
+
+def change_pixels(
+    images: np.ndarray, augmentation: Augmentation, rng: np.random.Generator
+) -> np.ndarray:
+    """Stroke width, blur, noise and background changed as `augmentation` says, each on about
+    half of the images (N, H, W) in [0, 1]; the result stays in [0, 1]."""
+    N = len(images)
+    dtype = images.dtype
+    chosen = rng.random((4, N)) < 0.5  # (4, N): which images get each change
+    amount = rng.uniform(-1, 1, N) * augmentation.stroke * chosen[0]  # (N,)
+    grown = _plus_neighbourhood(images, np.maximum) - images
+    shrunk = 0.5 * (_plus_neighbourhood(images, np.minimum) - images)
+    weight = amount[:, None, None].astype(dtype)
+    images = images + np.where(weight > 0, weight * grown, -weight * shrunk)
+    if augmentation.blur:
+        sigma = rng.uniform(0, augmentation.blur, N) * chosen[1]
+        G = _blur_matrices(images.shape[1], sigma).astype(dtype)  # (N, H, H)
+        images = G @ images @ G.transpose(0, 2, 1)
+    noise = rng.uniform(0, augmentation.noise, N) * chosen[2]
+    images = images + noise[:, None, None].astype(dtype) * rng.standard_normal(
+        images.shape, dtype=np.float32
+    ).astype(dtype)
+    images = np.clip(images, 0.0, 1.0)
+    page = (rng.uniform(0, augmentation.background, N) * chosen[3])[:, None, None].astype(dtype)
+    return page + (1 - page) * images
+
+
+def _plus_neighbourhood(images: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+    """reduce (np.maximum or np.minimum) over each pixel of (N, H, W) and its four neighbours,
+    zeros beyond the edge."""
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+    out = images.copy()
+    for rows, cols in [(slice(0, -2), slice(1, -1)), (slice(2, None), slice(1, -1))]:
+        reduce(out, padded[:, rows, cols], out=out)
+    for rows, cols in [(slice(1, -1), slice(0, -2)), (slice(1, -1), slice(2, None))]:
+        reduce(out, padded[:, rows, cols], out=out)
+    return out
+
+
+def _blur_matrices(size: int, sigma: np.ndarray) -> np.ndarray:
+    """(N, size, size) Gaussian blur matrices of widths sigma (N,), weights summing to 1 over
+    the whole kernel (the edge sees zeros); a width near 0 gives the identity."""
+    sigma = np.maximum(sigma, 0.05)[:, None, None]  # (N, 1, 1)
+    distance = np.arange(size)[:, None] - np.arange(size)[None, :]  # (size, size)
+    offsets = np.arange(-size, size + 1)
+    norm = np.exp(-(offsets**2) / (2 * sigma**2)).sum(axis=2, keepdims=True)  # (N, 1, 1)
+    return np.exp(-(distance**2) / (2 * sigma**2)) / norm
 
 
 def _as_float_images(X: np.ndarray) -> np.ndarray:

@@ -740,43 +740,85 @@ def format_confusion_matrix(C: np.ndarray) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from mnist_nn.digit_check import digit_verdict
+
     model = _load_model(args.model)
-    names = model.class_names()
     if args.debug_dir is not None:  # before any image: a file in the way stops them all
         from mnist_nn.files import make_folder
 
         make_folder(args.debug_dir, "--debug-dir")
     failed = 0
-    for path in args.images:
+    for path, picture in zip(
+        args.images, _debug_pictures(args.images, args.debug_dir), strict=True
+    ):
         try:
-            digit = _prepared_digit(path, args.debug_dir)
+            digit = _prepared_digit(path, picture)
         except (FileNotFoundError, ValueError) as error:
             print(f"mnist_nn predict: error: {error}", file=sys.stderr)
             failed += 1
             continue
-        P = model.predict_proba(digit[None])[0]  # (C,)
-        top = np.argsort(P)[::-1][:3]
-        ranked = ", ".join(f"{names[label]} {P[label]:.1%}" for label in top)
-        print(f"{path}: {names[top[0]]}  ({ranked})")
+        print(f"{path}: {digit_verdict(model, digit).message}")
     return EXIT_ERROR if failed else 0
 
 
-def _prepared_digit(path: Path, debug_dir: Path | None) -> np.ndarray:
-    """The 28x28 input made from the image file; with debug_dir, also a picture of the steps."""
-    from mnist_nn.images import digit_image_steps, read_image
+def _debug_pictures(paths: Sequence[Path], debug_dir: Path | None) -> list[Path | None]:
+    """Where each image's steps go: DIR/<name>-prepared.png, with -2, -3, ... added to a name
+    already taken in this run (a/digit.png and b/digit.png), so no picture replaces another."""
+    if debug_dir is None:
+        return [None] * len(paths)
+    taken: set[str] = set()
+    pictures = []
+    for path in paths:
+        name, number = path.stem, 1
+        while name.casefold() in taken:  # casefold: one file on case-insensitive disks
+            number += 1
+            name = f"{path.stem}-{number}"
+        taken.add(name.casefold())
+        pictures.append(debug_dir / f"{name}-prepared.png")
+    return pictures
 
-    image = read_image(path)
+
+def _prepared_digit(path: Path, picture: Path | None) -> np.ndarray:
+    """The 28x28 input made from the image file; with `picture`, also a picture of the steps
+    there: the file as stored, turned upright (if its EXIF says so), each preparation step."""
+    from mnist_nn.images import (
+        DigitNotFoundError,
+        digit_image_steps,
+        read_image_as_stored,
+        turn_upright,
+    )
+
+    stored, orientation = read_image_as_stored(path)
+    image = turn_upright(stored, orientation)
     try:
         steps = digit_image_steps(image)
+    except DigitNotFoundError as error:  # the steps up to the refusal show why
+        _plot_steps(path, picture, stored, orientation, image, error.steps)
+        raise ValueError(f"{path}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    if debug_dir is not None:
-        from mnist_nn.plots import plot_digit_steps
-
-        picture = debug_dir / f"{path.stem}-prepared.png"
-        plot_digit_steps(image, steps, title=str(path)).savefig(picture, dpi=80)
-        print(f"{path}: the steps are in {picture}")
+    _plot_steps(path, picture, stored, orientation, image, steps)
     return steps["digit"]
+
+
+def _plot_steps(
+    path: Path,
+    picture: Path | None,
+    stored: np.ndarray,
+    orientation: int,
+    image: np.ndarray,
+    steps: dict,
+) -> None:
+    """With `picture`, the steps drawn there: the file as stored, upright, each step made."""
+    if picture is None:
+        return
+    from mnist_nn.images import EXIF_ORIENTATIONS
+    from mnist_nn.plots import plot_digit_steps
+
+    if orientation != 1:
+        steps = {f"upright (EXIF: {EXIF_ORIENTATIONS[orientation][1]})": image, **steps}
+    plot_digit_steps(stored, steps, title=str(path)).savefig(picture, dpi=80)
+    print(f"{path}: the steps are in {picture}")
 
 
 def run_bench(args: argparse.Namespace) -> int:

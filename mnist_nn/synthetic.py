@@ -150,3 +150,153 @@ def load_synthetic(
     """Synthetic digits in load_mnist's structure: ``(X_train, y_train), (X_test, y_test)``."""
     rng = np.random.default_rng(seed)
     return make_synthetic_digits(n_train, rng), make_synthetic_digits(n_test, rng)
+
+
+# Pictures that are not digits, to check that a model says so (issue 26): each kind drawn as a
+# learner might give it, dark ink on a white page of PAGE_SIDE pixels, before any preparation.
+PAGE_SIDE = 160
+LETTER_STROKES: dict[str, list[np.ndarray]] = {
+    "A": [_line((-0.6, 1), (0, -1), (0.6, 1)), _line((-0.35, 0.3), (0.35, 0.3))],
+    "E": [_line((0.55, -1), (-0.5, -1), (-0.5, 1), (0.55, 1)), _line((-0.5, 0), (0.35, 0))],
+    "F": [_line((0.55, -1), (-0.5, -1), (-0.5, 1)), _line((-0.5, 0), (0.35, 0))],
+    "H": [_line((-0.5, -1), (-0.5, 1)), _line((0.5, -1), (0.5, 1)), _line((-0.5, 0), (0.5, 0))],
+    "K": [
+        _line((-0.5, -1), (-0.5, 1)),
+        _line((0.5, -1), (-0.5, 0.1)),
+        _line((-0.2, -0.2), (0.55, 1)),
+    ],
+    "M": [_line((-0.6, 1), (-0.5, -1), (0, 0.4), (0.5, -1), (0.6, 1))],
+    "N": [_line((-0.5, 1), (-0.5, -1), (0.5, 1), (0.5, -1))],
+    "P": [_join(_line((-0.5, 1), (-0.5, -1)), _arc(-0.5, -0.5, 0.95, 0.5, 270, 450)[1:])],
+    "R": [
+        _join(_line((-0.5, 1), (-0.5, -1)), _arc(-0.5, -0.5, 0.95, 0.5, 270, 450)[1:]),
+        _line((-0.2, 0.0), (0.55, 1)),
+    ],
+    "T": [_line((-0.6, -1), (0.6, -1)), _line((0, -1), (0, 1))],
+    "V": [_line((-0.6, -1), (0, 1), (0.6, -1))],
+    "W": [_line((-0.6, -1), (-0.3, 1), (0, -0.2), (0.3, 1), (0.6, -1))],
+    "X": [_line((-0.55, -1), (0.55, 1)), _line((0.55, -1), (-0.55, 1))],
+    "Y": [_line((-0.55, -1), (0, 0)), _line((0.55, -1), (0, 0), (0, 1))],
+    "#": [
+        _line((-0.25, -1), (-0.35, 1)),
+        _line((0.35, -1), (0.25, 1)),
+        _line((-0.6, -0.35), (0.6, -0.35)),
+        _line((-0.6, 0.35), (0.6, 0.35)),
+    ],
+    "+": [_line((-0.6, 0), (0.6, 0)), _line((0, -0.6), (0, 0.6))],
+    "=": [_line((-0.6, -0.25), (0.6, -0.25)), _line((-0.6, 0.25), (0.6, 0.25))],
+    "%": [
+        _line((0.55, -1), (-0.55, 1)),
+        _arc(-0.3, -0.6, 0.2, 0.25, 0, 360),
+        _arc(0.3, 0.6, 0.2, 0.25, 0, 360),
+    ],
+}
+SHAPE_STROKES: dict[str, list[np.ndarray]] = {
+    "triangle": [_line((0, -1), (0.9, 0.7), (-0.9, 0.7), (0, -1))],
+    "square": [_line((-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8))],
+    "star": [np.array([[np.sin(a), -np.cos(a)] for a in np.radians(np.arange(0, 721, 144))])],
+    "arrow": [_line((-0.9, 0), (0.9, 0)), _line((0.5, -0.35), (0.9, 0), (0.5, 0.35))],
+    "grid": [_line((-0.8, y), (0.8, y)) for y in (-0.8, 0, 0.8)]
+    + [_line((x, -0.8), (x, 0.8)) for x in (-0.8, 0, 0.8)],
+    "heart": [
+        _join(
+            _arc(-0.4, -0.4, 0.4, 0.4, 0, -180),
+            _line((-0.8, -0.4), (0, 0.9), (0.8, -0.4)),
+            _arc(0.4, -0.4, 0.4, 0.4, 0, -180)[::-1],
+        )
+    ],
+}
+NON_DIGIT_KINDS = (
+    "letter",
+    "symbol",
+    "shape",
+    "scribble",
+    "plot",
+    "noise",
+    "near-empty",
+    "dash",
+    "dot",
+)
+
+
+def make_non_digits(
+    n_per_kind: int, seed: int | np.random.Generator | None = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """Pictures (PAGE_SIDE, PAGE_SIDE) uint8 of things that are not digits, n_per_kind of each of
+    NON_DIGIT_KINDS, and each picture's kind: letters (A, E, F, H, ...), symbols (#, +, =, %),
+    shapes (triangle, square, star, arrow, grid, heart; no circle, which is a 0), scribbles,
+    plots (axes, a curve, ticks), noise (scattered specks), near-empty pages (one faint speck),
+    dashes and single dots. Dark ink on white, each with its own size, place, slant and pen."""
+    rng = np.random.default_rng(seed)
+    pictures, kinds = [], []
+    for kind in NON_DIGIT_KINDS:
+        for _ in range(n_per_kind):
+            pictures.append(_draw_non_digit(kind, rng))
+            kinds.append(kind)
+    return pictures, kinds
+
+
+def _draw_non_digit(kind: str, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("L", (PAGE_SIDE, PAGE_SIDE), 255)
+    pen = ImageDraw.Draw(picture)
+    ink = int(rng.integers(0, 80))
+    width = int(rng.integers(2, 9))
+    for stroke in _non_digit_strokes(kind, rng):
+        points = [tuple(point) for point in stroke]
+        if len(points) == 1:
+            x, y = points[0]
+            radius = rng.uniform(1.5, 12.0) if kind == "dot" else 1.0 + width / 3
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+        else:
+            pen.line(points, fill=ink, width=width, joint="curve")
+    if kind == "near-empty":
+        ink = int(rng.integers(150, 230))  # faint: a smudge, not a stroke
+        picture = Image.eval(picture, lambda value: value if value == 255 else ink)
+    return np.asarray(picture)
+
+
+def _placed(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Strokes in unit coordinates turned, slanted, sized and moved onto the page (pixels)."""
+    angle = np.radians(rng.uniform(-15, 15))
+    slant = rng.uniform(-0.3, 0.3)
+    size = rng.uniform(0.2, 0.42) * PAGE_SIDE
+    M = size * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    M = M @ np.array([[1.0, slant], [0.0, 1.0]])
+    centre = rng.uniform(0.4, 0.6, 2) * PAGE_SIDE
+    return [(stroke + rng.normal(0, 0.02, stroke.shape)) @ M.T + centre for stroke in strokes]
+
+
+def _non_digit_strokes(kind: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """The strokes (each (P, 2) page pixels; one point: a dot) of one picture of a kind."""
+    if kind in ("letter", "symbol"):
+        names = [name for name in LETTER_STROKES if name.isalpha() == (kind == "letter")]
+        return _placed(LETTER_STROKES[names[rng.integers(len(names))]], rng)
+    if kind == "shape":
+        return _placed(SHAPE_STROKES[list(SHAPE_STROKES)[rng.integers(len(SHAPE_STROKES))]], rng)
+    if kind == "scribble":
+        steps = rng.normal(0, 1, (int(rng.integers(12, 30)), 2))
+        walk = np.cumsum(steps + 0.6 * np.roll(steps, 1, axis=0), axis=0)
+        walk = (walk - walk.mean(0)) / np.abs(walk - walk.mean(0)).max()
+        return _placed([walk], rng)
+    if kind == "plot":
+        return _placed(_plot_strokes(rng), rng)
+    if kind == "noise":
+        return [point[None] for point in rng.uniform(5, PAGE_SIDE - 5, (rng.integers(30, 300), 2))]
+    if kind == "near-empty":
+        return [rng.uniform(20, PAGE_SIDE - 20, (1, 2))]
+    if kind == "dash":
+        return _placed([_line((-1, 0), (1, 0))], rng)
+    return [rng.uniform(30, PAGE_SIDE - 30, (1, 2))]  # "dot"
+
+
+def _plot_strokes(rng: np.random.Generator) -> list[np.ndarray]:
+    """A small chart in unit coordinates: two axes, ticks, one or two curves."""
+    strokes = [_line((-1, -1), (-1, 1), (1, 1))]
+    strokes += [_line((x, 1), (x, 1.08)) for x in np.linspace(-0.6, 0.9, 4)]
+    x = np.linspace(-0.9, 0.95, 25)
+    for _ in range(int(rng.integers(1, 3))):
+        rate, level = rng.uniform(1.5, 5), rng.uniform(0.3, 0.8)
+        strokes.append(np.stack([x, level - (level + 0.8) * np.exp(-rate * (x + 0.9))], axis=1))
+    return strokes

@@ -10,6 +10,7 @@ from mnist_nn.augment import (
     Augmentation,
     augment,
     bilinear_sample,
+    change_pixels,
     elastic_field,
     make_augmenter,
     random_affine,
@@ -74,7 +75,7 @@ def test_the_same_seed_gives_the_same_batch_and_each_call_a_new_one():
     assert not np.array_equal(augmenter(X), augmenter(X))  # fresh every batch and epoch
 
 
-@pytest.mark.parametrize("name", ["affine", "elastic"])
+@pytest.mark.parametrize("name", ["affine", "elastic", "pictures"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_outputs_stay_in_0_1_with_the_input_shape(name, dtype):
     images = blobs(8, seed=1)
@@ -160,3 +161,29 @@ def test_a_settings_round_trip_with_augment_on_gives_bit_identical_weights():
     plain = build_mlp((8,), seed=4)
     fit(plain, X, y, settings.replace(augment="none"), progress=False)
     assert not np.array_equal(plain.get_weights()[0], weights[0][0])  # augmentation did act
+
+
+def test_pixel_changes_each_do_what_they_say():
+    images = np.repeat(blobs(1, seed=2), 400, axis=0).astype(np.float32)  # (400, 28, 28)
+    images[:, 0, 0] = 0.0
+    rng = np.random.default_rng(0)
+    grey = change_pixels(images, Augmentation(background=0.5), rng)
+    page = grey[:, 0, 0]  # a corner: background only
+    assert np.mean(page == 0) == pytest.approx(0.5, abs=0.08) and page.max() <= 0.5
+    np.testing.assert_allclose(grey.max(axis=(1, 2)), images.max(axis=(1, 2)) * (1 - page) + page)
+    wider = change_pixels(images, Augmentation(stroke=1.0), rng)
+    ink = (wider > 0.3).sum(axis=(1, 2))  # more ink for some, less for others, same for half
+    assert (ink > (images[0] > 0.3).sum()).any() and (ink < (images[0] > 0.3).sum()).any()
+    blurred = change_pixels(images, Augmentation(blur=1.5), rng)
+    assert (blurred.max(axis=(1, 2)) < images.max() - 0.01).mean() > 0.3  # peaks spread out
+    np.testing.assert_allclose(blurred.sum(axis=(1, 2)), images.sum(axis=(1, 2)), rtol=0.02)
+    noisy = change_pixels(images, Augmentation(noise=0.3), rng)
+    changed = (np.abs(noisy - images) > 1e-6).any(axis=(1, 2))
+    assert changed.mean() == pytest.approx(0.5, abs=0.08)
+
+
+def test_the_presets_without_pixel_changes_draw_as_before():
+    rng, again = np.random.default_rng(5), np.random.default_rng(5)
+    X = blobs(4, seed=3)
+    matrix, shift = random_affine(4, AUGMENTATIONS["affine"], again)
+    np.testing.assert_array_equal(augment(X, "affine", rng), transform(X, matrix, shift))

@@ -6,8 +6,9 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from mnist_nn import images
 from mnist_nn.images import (
     _label_regions,
     _otsu_threshold,
@@ -15,6 +16,7 @@ from mnist_nn.images import (
     load_digit_image,
     prepare_digit_image,
     read_image,
+    read_image_as_stored,
 )
 
 
@@ -247,7 +249,15 @@ def test_the_pieces_of_a_digit_are_kept_and_specks_dropped():
 def test_digit_image_steps_shows_each_step():
     image = paper_photo(drawn_five(80))
     steps = digit_image_steps(image)
-    assert list(steps) == ["grayscale", "background_removed", "ink_mask", "kept_regions", "digit"]
+    assert list(steps) == [
+        "grayscale",
+        "drawing_area",
+        "background_removed",
+        "ink_mask",
+        "kept_regions",
+        "strokes",
+        "digit",
+    ]
     for name in ["grayscale", "background_removed", "ink_mask", "kept_regions"]:
         assert steps[name].shape == image.shape[:2], name
     assert steps["ink_mask"].dtype == bool and steps["kept_regions"].dtype == bool
@@ -370,3 +380,151 @@ def test_a_large_photo_is_shrunk_while_read(tmp_path):
     photo = tmp_path / "big.jpg"
     Image.new("RGB", (5000, 4000), color=(230, 225, 210)).save(photo)
     assert max(read_image(photo).shape[:2]) <= READ_SIDE
+
+
+# Pictures as phones store them (EXIF orientation), and pictures of impossible shapes (issue 22).
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_pillow_does(orientation, tmp_path):
+    page = (dark_seven_on_white() * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # the EXIF orientation tag
+    Image.fromarray(page).save(tmp_path / "photo.png", exif=exif)
+    with Image.open(tmp_path / "photo.png") as picture:
+        expected = np.asarray(ImageOps.exif_transpose(picture))
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png"), expected)
+    stored, stored_orientation = read_image_as_stored(tmp_path / "photo.png")
+    np.testing.assert_array_equal(stored, page)
+    assert stored_orientation == orientation
+
+
+def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path):
+    page = (dark_seven_on_white() * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show": the sensor saw the 7 on its side
+    Image.fromarray(np.rot90(page)).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright = prepare_digit_image(page).astype(int)
+    assert np.abs(load_digit_image(tmp_path / "photo.jpg").astype(int) - upright).mean() < 3
+
+
+@pytest.mark.parametrize("size", [(50_000, 1), (1, 50_000), (7, 300)])
+def test_a_strip_too_thin_for_a_digit_is_refused_in_one_line(size, tmp_path):
+    width, height = size
+    message = rf"the image is {width}x{height} pixels; a digit needs at least 8 pixels a side"
+    with pytest.raises(ValueError, match=message):
+        prepare_digit_image(np.zeros((height, width)))
+    Image.fromarray(np.zeros((height, width), dtype=np.uint8)).save(tmp_path / "strip.png")
+    with pytest.raises(ValueError, match=r"strip\.png: " + message):
+        load_digit_image(tmp_path / "strip.png")
+
+
+def test_a_long_strip_is_shrunk_no_thinner_than_a_digit_needs(tmp_path):
+    strip = np.full((8, 50_000), 255, dtype=np.uint8)
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    assert read_image(tmp_path / "strip.png").shape == (8, 50_000)
+    with pytest.raises(ValueError, match="looks blank"):  # not a NumPy reshape error
+        prepare_digit_image(strip)
+
+
+def test_thin_strokes_are_thickened_toward_mnist_and_reach_full_ink():
+    thin, bold = Image.new("L", (400, 400), 255), Image.new("L", (400, 400), 255)
+    for picture, width in [(thin, 3), (bold, 45)]:
+        ImageDraw.Draw(picture).line([(100, 60), (300, 60), (170, 340)], fill=0, width=width)
+    thin_digit = prepare_digit_image(np.asarray(thin))
+    bold_digit = prepare_digit_image(np.asarray(bold))
+    assert thin_digit.max() == 255  # the strongest stroke is full ink, as in MNIST
+    # Each about as much ink as MNIST's 7s: a 20-pixel 7 with strokes 2-3 pixels wide.
+    assert 0.6 < (thin_digit > 127).sum() / (bold_digit > 127).sum() < 1.0
+    width = images._stroke_width(digit_image_steps(np.asarray(thin))["strokes"])
+    assert abs(width - images.MNIST_STROKE_WIDTH * images.FINE_SIDE) < 2
+
+
+# The page or the drawing area before the ink (issue 26).
+
+
+def test_homography_sends_the_four_corners_where_asked():
+    source = np.array([[0, 0], [0, 99], [49, 99], [49, 0]], dtype=float)
+    target = np.array([[10, 20], [5, 180], [120, 170], [100, 15]], dtype=float)
+    H = images._homography(source, target)
+    mapped = H @ np.vstack([source.T, np.ones(4)])
+    np.testing.assert_allclose((mapped[:2] / mapped[2]).T, target, atol=1e-9)
+
+
+def sheet_on_desk(sheet: np.ndarray, corners: np.ndarray, shape=(480, 640)) -> np.ndarray:
+    """The sheet (h, w) seen with its corners (4, 2) (row, column; clockwise from top-left) at
+    the given places of a photo of a darker, streaked desk."""
+    height, width = sheet.shape
+    flat = np.array([[0, 0], [0, width - 1], [height - 1, width - 1], [height - 1, 0]], float)
+    H = images._homography(corners, flat)  # photo pixel -> sheet pixel
+    rows, columns = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    y, x, w = H @ np.stack([rows.ravel(), columns.ravel(), np.ones(rows.size)])
+    y, x = (y / w).reshape(shape), (x / w).reshape(shape)
+    on_sheet = (y >= 0) & (y <= height - 1) & (x >= 0) & (x <= width - 1)
+    desk = 0.3 + 0.05 * np.sin(rows / 7.0)
+    return np.where(on_sheet, images._bilinear(sheet, y, x), desk)
+
+
+def test_a_sheet_on_a_desk_is_found_straightened_and_read():
+    sheet = on_page(FIVE, shape=(300, 240), at=(90, 60), page=0.9, pen=0.1)
+    corners = np.array([[60, 200], [90, 470], [420, 500], [400, 150]], dtype=float)
+    photo = to_uint8(with_noise(sheet_on_desk(sheet, corners), levels=3))
+    steps = digit_image_steps(photo)
+    area = steps["drawing_area"]
+    assert 0.8 < area.shape[0] / area.shape[1] / (300 / 240) < 1.25  # a sheet, upright
+    assert area.min() > 0.05 and np.median(area) > 0.8  # no desk left in it
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    assert correlation_up_to_a_pixel(steps["digit"], clean) > 0.8
+
+
+def test_a_screenshot_loses_its_bars_and_buttons():
+    screen = np.ones((570, 270))
+    screen[:20] = 0.1  # status bar, with a light icon
+    screen[6:14, 230:260] = 1.0
+    screen[20:70] = 0.45  # the app's title bar, with its title
+    screen[35:55, 15:120] = 1.0
+    screen[510:] = 0.85  # a toolbar with two buttons, each a frame around its label
+    for left in (20, 150):
+        screen[520:560, left : left + 100] = 0.3
+        screen[530:550, left + 15 : left + 85] = 1.0
+    screen[200:320, 80:200] = 1.0 - FIVE  # the digit on the white canvas
+    steps = digit_image_steps(to_uint8(screen))
+    assert steps["drawing_area"].shape[0] < 0.9 * 570  # the bars are gone
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    assert correlation_up_to_a_pixel(steps["digit"], clean) > 0.8
+
+
+def test_mnist_like_inputs_are_their_own_drawing_area():
+    digit = prepare_digit_image(on_page(FIVE))
+    gray = images._to_grayscale(digit)
+    np.testing.assert_array_equal(images.find_drawing_area(gray), gray)
+    big = np.asarray(Image.fromarray(digit).resize((280, 280)))
+    assert images.find_drawing_area(images._to_grayscale(big)).shape == (280, 280)
+
+
+def test_a_refused_picture_keeps_the_steps_made_before():
+    with pytest.raises(images.DigitNotFoundError, match="looks blank") as refusal:
+        digit_image_steps(np.full((60, 80), 0.7))
+    assert list(refusal.value.steps) == ["grayscale", "drawing_area", "background_removed"]
+
+
+def test_a_bar_along_the_edge_is_dropped_when_a_digit_stays():
+    screen = np.ones((400, 300))
+    screen[:40] = 0.55  # a light title bar across the top: no canvas to find apart from it
+    screen[10:30, 20:150] = 1.0  # its title
+    screen[150:270, 90:210] = 1.0 - FIVE
+    steps = digit_image_steps(to_uint8(screen))
+    assert not steps["kept_regions"][:40].any()
+    clean = prepare_digit_image(on_page(FIVE, page=1.0, pen=0.0))
+    assert correlation_up_to_a_pixel(steps["digit"], clean) > 0.8
+    tight = np.ones((120, 60))
+    tight[:, 25:35] = 0.0  # a 1 cropped tightly, touching the top and the bottom
+    tight[5:8, 2:5] = 0.0  # and a speck: the 1 stays the digit
+    assert (prepare_digit_image(tight)[4:24].max(axis=1) > 200).all()  # a bar 20 rows tall
+
+
+def test_an_unevenly_lit_page_is_not_cut_in_two():
+    page = on_page(drawn_five(40), shape=(300, 400), at=(130, 300), page=0.9, pen=0.3)
+    page -= np.linspace(0, 0.12, 400)[None, :]  # light from the left
+    gray = images._to_grayscale(to_uint8(page))
+    assert images.find_drawing_area(gray).shape == gray.shape
