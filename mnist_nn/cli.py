@@ -457,7 +457,8 @@ def run_train(args: argparse.Namespace) -> int:
                 return stops.exit_code
             print(f"\n{stops.reason}: {stop}", file=sys.stderr)
             history = stop.history
-        return _save_and_test(model, history, out, args.dataset, test_data, stops)
+        digits = _digit_check_images(args.dataset, X, validation_data)
+        return _save_and_test(model, history, out, args.dataset, test_data, stops, digits)
 
 
 def _within_usable_cores(settings: Settings) -> Settings:
@@ -492,14 +493,30 @@ def _build_model(settings: Settings, input_shape: tuple[int, ...]):
     return model
 
 
-def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) -> int:
+# predict's "not sure" check is calibrated after training (digit_check.py) on this many
+# non-digits of each kind, about 25 s; on fewer training images than this it is not worth it.
+NON_DIGITS_PER_KIND = 200
+MIN_IMAGES_FOR_DIGIT_CHECK = 5000
+
+
+def _digit_check_images(dataset: str, X: np.ndarray, validation_data):
+    """Training and held-out digits to calibrate predict's "not sure" check on, or None where
+    the images are not handwritten digits, too few, or nothing was held out."""
+    if dataset == "fashion-mnist" or validation_data is None:
+        return None
+    if len(X) < MIN_IMAGES_FOR_DIGIT_CHECK:
+        return None
+    return X[:5000], validation_data[0]
+
+
+def _save_and_test(model, history, out: Path, dataset: str, test_data, stops, digits) -> int:
     """Save the model first, then test it, then save it again with its test accuracy. Any
     interrupt after training (Ctrl-C, SIGTERM) keeps the model, saved before it is tested or
     at once if the interrupt comes first, and says so."""
     done: dict[str, str | None] = {}  # "saved": None or the reason it failed; "tested"
     try:
         _record_provenance(model, dataset, history)
-        _save_then_test(model, history, out, test_data, stops, done)
+        _save_then_test(model, history, out, test_data, stops, done, digits)
     except KeyboardInterrupt:
         stops.interrupted()
         if "saved" not in done:  # interrupted before the save began: save now all the same
@@ -516,9 +533,14 @@ def _save_and_test(model, history, out: Path, dataset: str, test_data, stops) ->
     return stops.exit_code if stops.reason else 0
 
 
-def _save_then_test(model, history, out: Path, test_data, stops, done: dict) -> None:
+def _save_then_test(model, history, out: Path, test_data, stops, done: dict, digits) -> None:
     with stops.deferred():  # a save is short; an interrupt waits for it, so none is half done
         done["saved"] = _save(model, out)
+    if digits is not None:  # after the first save: an interrupt here loses nothing
+        from mnist_nn.digit_check import calibrate_digit_check
+
+        print("calibrating predict's check for pictures that are not digits", file=sys.stderr)
+        calibrate_digit_check(model, *digits, n_per_kind=NON_DIGITS_PER_KIND)
     _report_test_accuracy(model, history, test_data)
     done["tested"] = None
     if done["saved"] is not None:  # the disk refused: the accuracy is given, then the error

@@ -777,3 +777,15 @@ def test_ctrl_c_right_after_training_still_saves_the_model(data_dir, tmp_path, m
     code, _, err = run_main(small_train(data_dir, out), capsys)
     assert code == cli.EXIT_INTERRUPTED and f"is saved in {out}" in err
     assert load_model(out).provenance["best_epoch"] in (1, 2)
+
+
+def test_train_calibrates_the_not_sure_check_that_predict_uses(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(cli, "MIN_IMAGES_FOR_DIGIT_CHECK", 100)  # full MNIST in real use
+    monkeypatch.setattr(cli, "NON_DIGITS_PER_KIND", 5)
+    out = tmp_path / "m.npz"
+    code, _, err = run_main(small_train(data_dir, out), capsys)
+    assert code == 0 and "calibrating predict's check" in err
+    check = load_model(out).provenance["digit_check"]
+    assert np.isfinite(check["threshold"]) and len(check["weights"]) > 10
