@@ -61,7 +61,7 @@ AUGMENTATIONS = {
     "elastic": Augmentation(
         shift=2.0, rotation=10.0, scale=0.1, shear=10.0, elastic_alpha=34.0, elastic_sigma=4.0
     ),
-    # "affine" and what real pictures add (issue 26): pens of other widths, focus, sensor
+    # "affine" and what real pictures add: pens of other widths, focus, sensor
     # noise, grey paper.
     "pictures": Augmentation(
         shift=2.5,
