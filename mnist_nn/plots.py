@@ -667,45 +667,34 @@ def plot_computational_graph(
     for x, name in enumerate(chain):
         _graph_box(axis, x, 0.0, name, values[name], "black")
         if x:
-            operation = _OPERATIONS.get(name[0], "")
-            axis.annotate("", (x - 0.42, 0), (x - 0.58, 0), arrowprops={"arrowstyle": "->"})
-            axis.text(
-                x - 0.5,
-                0.1,
-                operation.replace("X W", "A W") if x > 1 else operation,
-                ha="center",
-                fontsize=7,
-            )
-        gradient = gradients.get(f"d{name}")
-        if gradient is not None and x:
-            axis.annotate(
-                "",
-                (x - 0.9, -0.62),
-                (x - 0.1, -0.62),
-                arrowprops={"arrowstyle": "->", "color": "crimson"},
-            )
-            axis.text(
-                x - 0.5,
-                -0.82,
-                f"d{name} {_shape_words(gradient)}",
-                ha="center",
-                fontsize=7,
-                color="crimson",
-            )
+            _graph_step(axis, x, name, gradients.get(f"d{name}"))
         layer = name[1:] if name.startswith("Z") else None
         for offset, key in ((-0.2, f"W{layer}"), (0.2, f"b{layer}")):
             if layer and key in values:
                 _graph_parameter(axis, x - 0.5 + offset, key, values[key], gradients.get(f"d{key}"))
-    axis.text(
-        len(chain) - 1,
-        -1.3,
-        "black: forward values (mean)   red: gradients, flowing back",
-        ha="right",
-        fontsize=8,
-        color="dimgray",
-    )
+    logits = max(x for x, name in enumerate(chain) if name.startswith("Z"))
+    if f"d{chain[logits]}" in gradients and logits < len(chain) - 1:  # softmax + loss, fused
+        arrow = {"arrowstyle": "->", "color": "crimson"}
+        axis.annotate("", (logits + 0.1, -1.0), (len(chain) - 1.1, -1.0), arrowprops=arrow)
+        middle, text = (logits + len(chain) - 1) / 2, f"d{chain[logits]} = (P - Y) / N"
+        axis.text(middle, -1.2, text, ha="center", fontsize=7, color="crimson")
+    legend = "black: forward values (mean)   red: gradients, flowing back"
+    axis.text(len(chain) - 1, -1.5, legend, ha="right", fontsize=8, color="dimgray")
     figure.tight_layout()
     return figure
+
+
+def _graph_step(axis, x: int, name: str, gradient) -> None:
+    """The operation from box x - 1 to box x, and below it the gradient flowing back."""
+    operation = _OPERATIONS.get(name[0], "")
+    axis.annotate("", (x - 0.42, 0), (x - 0.58, 0), arrowprops={"arrowstyle": "->"})
+    label = operation.replace("X W", "A W") if x > 1 else operation
+    axis.text(x - 0.5, 0.1, label, ha="center", fontsize=7)
+    if gradient is not None:
+        arrow = {"arrowstyle": "->", "color": "crimson"}
+        axis.annotate("", (x - 0.9, -0.62), (x - 0.1, -0.62), arrowprops=arrow)
+        text = f"d{name} {_shape_words(gradient)}"
+        axis.text(x - 0.5, -0.82, text, ha="center", fontsize=7, color="crimson")
 
 
 def _shape_words(array) -> str:
