@@ -82,7 +82,12 @@ def diagnose(
 ) -> str:
     """Run the package's network (784-...-10, ReLU) on one batch with `weights` in float64, and
     each of the learner's pieces on exactly the inputs the package's layer got; name the first
-    piece, in the order a training step calls them, whose output differs."""
+    piece, in the order a training step calls them, whose output differs. Biases that are all
+    0 (a fresh network's) get small random values first, so that a forgotten bias shows."""
+    rng = np.random.default_rng(0)
+    weights = [
+        0.1 * rng.standard_normal(w.shape) if w.ndim == 1 and not np.any(w) else w for w in weights
+    ]
     for name, args, expected in _package_calls(weights, X, y, learning_rate):
         if pieces.whose[name] != "your":
             continue

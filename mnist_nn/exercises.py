@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from mnist_nn.tables import format_table
 
 NOT_ATTEMPTED = "not_attempted"
 RTOL, ATOL = 1e-5, 1e-7  # float32 arithmetic inside a learner's function still passes
-__all__ = ["EXERCISES", "NOT_ATTEMPTED", "Result", "check", "hint", "progress", "record"]
+__all__ = ["EXERCISES", "NOT_ATTEMPTED", "Result", "check", "hint", "progress", "record", "wrapped"]
 GENERIC = ("values", "error", "shape", "outputs")  # mistakes the checker could not name
 
 
@@ -84,8 +85,19 @@ def check(name: str, function: Callable, verbose: bool = True) -> Result:
         raise ValueError(f"unknown exercise {name!r}; the exercises are {list(EXERCISES)}")
     record(result)
     if verbose:
-        print(result.message)
+        print(wrapped(result.message))
     return result
+
+
+def wrapped(message: str, width: int = 90) -> str:
+    """The message in lines of at most `width` characters, broken between words only (a
+    notebook's output area would break long lines anywhere, mid-word)."""
+    return "\n".join(
+        textwrap.fill(
+            line, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+        )
+        for line in message.splitlines()
+    )
 
 
 _RECORD: dict[str, Result] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnist_nn.exercises import NOT_ATTEMPTED, Result, record
+from mnist_nn.exercises import NOT_ATTEMPTED, Result, record, wrapped
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def answer(name: str, value) -> Result:
     else:
         result = _number(name, question, value)
     record(result)
-    print(result.message)
+    print(wrapped(result.message))
     return result
 
 

@@ -720,3 +720,102 @@ def test_progress_lists_every_exercise_and_question_with_its_status():
     for name in (*EXERCISES, *questions.QUESTIONS):
         assert name in table
     assert "not attempted" in table
+
+
+# The questions: a right answer explains it, a wrong one names its misconception.
+
+
+@pytest.mark.parametrize(
+    ("name", "answer", "passed", "said"),
+    [
+        ("uniform_loss", 2.3026, True, "ln 10"),
+        ("uniform_loss", 0.1, False, "probability of the right class"),
+        ("uniform_loss", 1.0, False, "log base 10"),
+        ("n_parameters", 25818, True, "25,818"),
+        ("n_parameters", 25760, False, "biases"),
+        ("zero_weights", "b", True, "no gradient reaches any weight"),
+        ("zero_weights", "d", False, "computes the same"),
+        ("dW1_shape", (784, 32), True, "summed away"),
+        ("dW1_shape", (128, 32), False, "that is dZ1"),
+        ("validation_above_training", "B", True, "end-of-epoch weights"),
+        ("validation_above_training", "c", False, "overfitting"),
+        ("huge_learning_rate", "c", True, "TrainingDivergedError"),
+        ("softmax_of_constant", 0.1, True, "differences between logits"),
+        ("softmax_of_constant", 0.0, False, "overflows"),
+    ],
+)
+def test_questions_explain_right_and_wrong_answers(name, answer, passed, said, capsys):
+    from mnist_nn import questions
+
+    result = questions.answer(name, answer)
+    assert result.passed is passed
+    assert said in result.message and said in capsys.readouterr().out
+    assert result.message.startswith("✓" if passed else "✗")
+
+
+def test_questions_are_at_least_six_and_unanswered_ones_say_so():
+    from mnist_nn import questions
+
+    assert len(questions.QUESTIONS) >= 6
+    result = questions.answer("uniform_loss", None)
+    assert result.mistake == NOT_ATTEMPTED and not result.passed
+    assert questions.answer("zero_weights", "e").mistake == "no_such_choice"
+    with pytest.raises(ValueError, match="uniform_loss"):
+        questions.answer("uniform", 1.0)
+
+
+# The capstone: the learner's pieces, the reference where not attempted, and the diagnosis.
+
+
+def not_attempted(*args):
+    raise NotImplementedError
+
+
+def test_assemble_uses_the_learners_pieces_and_the_reference_for_the_rest():
+    from mnist_nn import capstone
+
+    pieces = capstone.assemble({"relu": relu, "softmax": not_attempted})
+    assert pieces.relu is relu and pieces.softmax is solutions.softmax
+    text = str(pieces)
+    assert "your relu" in text and "the reference softmax" in text
+    assert "the reference dense_backward" in text and "fails" not in text
+    failing = capstone.assemble({"dense_backward": dense_backward_extra_mean})
+    assert failing.dense_backward is dense_backward_extra_mean
+    assert "Your dense_backward still fails its check" in str(failing)
+
+
+def network_weights():
+    import mnist_nn as nn
+
+    return nn.build_mlp((8, 6), n_inputs=20, seed=0, dtype=np.float64).get_weights()
+
+
+def test_diagnose_passes_the_reference_and_names_the_first_differing_piece():
+    from mnist_nn import capstone
+
+    X = np.random.default_rng(0).random((16, 20))
+    y = np.arange(16) % 10
+    message = capstone.diagnose(capstone.reference(), network_weights(), X, y)
+    assert message.startswith("✓")
+    for name, wrong in [
+        ("relu_backward", relu_backward_mask_from_dA),
+        ("dense_backward", dense_backward_extra_mean),
+        ("softmax_cross_entropy_backward", sce_backward_no_mean),
+        ("cross_entropy", cross_entropy_summed),
+        ("sgd_step", sgd_step_uphill),
+        ("dense_forward", dense_forward_without_bias),
+    ]:
+        pieces = capstone.assemble({name: wrong})
+        message = capstone.diagnose(pieces, network_weights(), X, y)
+        assert message.startswith(f"✗ your {name} differs"), (name, message)
+    message = capstone.diagnose(
+        capstone.assemble({"dense_forward": dense_forward_elementwise}), network_weights(), X, y
+    )
+    assert message.startswith("✗ your dense_forward raised ValueError")
+
+
+def test_printed_verdicts_break_lines_between_words_only(capsys):
+    result = check("conv2d_forward", conv2d_pad_every_axis)
+    printed = capsys.readouterr().out
+    assert all(len(line) <= 90 for line in printed.splitlines())
+    assert printed.split() == result.message.split()  # the same words, none cut
