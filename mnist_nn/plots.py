@@ -187,20 +187,17 @@ def plot_misclassified(
     chosen = wrong[np.argsort(-confidence, kind="stable")[:n_images]]
     n_rows = max(1, int(np.ceil(len(chosen) / n_columns)))
     names = class_names or [str(index) for index in range(probabilities.shape[1])]
-    figure = Figure(figsize=(1.2 * n_columns, 1.45 * n_rows))
+    figure = Figure(figsize=(1.5 * n_columns, 2.0 * n_rows + 0.4), layout="constrained")
     axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
     for axis, index in zip(axes.flat, chosen, strict=False):
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray_r")
         probability = probabilities[index, predictions[index]]
-        axis.set_title(
-            f"true {names[labels[index]]}\npred {names[predictions[index]]} ({probability:.0%})",
-            fontsize=8,
-            color="crimson",
-        )
+        true, predicted = names[labels[index]][:10], names[predictions[index]][:10]
+        axis.set_title(f"true {true}\nread {predicted}\n{probability:.0%}", fontsize=8)
+        axis.title.set_color("crimson")
     figure.suptitle(f"Misclassified: {len(wrong)} of {len(labels)} (most confident first)")
-    figure.tight_layout()
     return figure
 
 
@@ -624,17 +621,17 @@ def plot_explanation(explanation: Mapping, class_names: Sequence[str] | None = N
         panels.append((explanation["true_mean"], f"average {names[true]} (true)"))
     nearest = list(zip(explanation["nearest_images"], explanation["nearest_labels"], strict=True))
     n_columns = max(len(panels) + 1, len(nearest))
-    figure = Figure(figsize=(1.6 * n_columns, 3.8))
+    figure = Figure(figsize=(2.4 * n_columns, 5.6))
     axes = figure.subplots(2, n_columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
     for axis, (image, title) in zip(axes[0], panels, strict=False):  # more axes than panels
         axis.imshow(image, cmap="gray", vmin=0, vmax=1)
-        axis.set_title(title, fontsize=8)
+        axis.set_title(title, fontsize=11)
     _plot_saliency(axes[0][len(panels)], explanation["saliency"], names[predicted])
     for axis, (image, label) in zip(axes[1], nearest, strict=False):
         axis.imshow(image, cmap="gray", vmin=0, vmax=1)
-        axis.set_title(f"nearest: {names[label]}", fontsize=8)
+        axis.set_title(f"nearest: {names[label]}", fontsize=11)
     figure.tight_layout()
     return figure
 
@@ -642,7 +639,7 @@ def plot_explanation(explanation: Mapping, class_names: Sequence[str] | None = N
 def _plot_saliency(axis, saliency: np.ndarray, name: str) -> None:
     limit = float(np.abs(saliency).max()) or 1.0
     axis.imshow(saliency, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    axis.set_title(f"saliency for {name}\nred: ink here raises it", fontsize=8)
+    axis.set_title(f"saliency for {name}\nred: ink here raises it", fontsize=11)
 
 
 # The computational graph of an MLP: the forward chain left to right, each dense layer's

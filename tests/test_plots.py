@@ -71,7 +71,7 @@ def test_plot_misclassified_shows_most_confident_mistakes_first(digits):
     probabilities[7] = np.eye(10)[1] * 0.9 + 0.01
     figure = plots.plot_misclassified(images, labels, probabilities, n_images=5, n_columns=5)
     titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
-    assert titles[0].startswith("true 7\npred 1") and titles[1].startswith("true 5\npred 2")
+    assert titles[0].startswith("true 7\nread 1") and titles[1].startswith("true 5\nread 2")
     assert len(titles) == 2
 
 
