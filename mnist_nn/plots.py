@@ -187,20 +187,17 @@ def plot_misclassified(
     chosen = wrong[np.argsort(-confidence, kind="stable")[:n_images]]
     n_rows = max(1, int(np.ceil(len(chosen) / n_columns)))
     names = class_names or [str(index) for index in range(probabilities.shape[1])]
-    figure = Figure(figsize=(1.2 * n_columns, 1.45 * n_rows))
+    figure = Figure(figsize=(1.5 * n_columns, 2.0 * n_rows + 0.4), layout="constrained")
     axes = figure.subplots(n_rows, n_columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
     for axis, index in zip(axes.flat, chosen, strict=False):
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray_r")
         probability = probabilities[index, predictions[index]]
-        axis.set_title(
-            f"true {names[labels[index]]}\npred {names[predictions[index]]} ({probability:.0%})",
-            fontsize=8,
-            color="crimson",
-        )
+        true, predicted = names[labels[index]][:10], names[predictions[index]][:10]
+        axis.set_title(f"true {true}\nread {predicted}\n{probability:.0%}", fontsize=8)
+        axis.title.set_color("crimson")
     figure.suptitle(f"Misclassified: {len(wrong)} of {len(labels)} (most confident first)")
-    figure.tight_layout()
     return figure
 
 
@@ -624,17 +621,17 @@ def plot_explanation(explanation: Mapping, class_names: Sequence[str] | None = N
         panels.append((explanation["true_mean"], f"average {names[true]} (true)"))
     nearest = list(zip(explanation["nearest_images"], explanation["nearest_labels"], strict=True))
     n_columns = max(len(panels) + 1, len(nearest))
-    figure = Figure(figsize=(1.6 * n_columns, 3.8))
+    figure = Figure(figsize=(2.4 * n_columns, 5.6))
     axes = figure.subplots(2, n_columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
     for axis, (image, title) in zip(axes[0], panels, strict=False):  # more axes than panels
         axis.imshow(image, cmap="gray", vmin=0, vmax=1)
-        axis.set_title(title, fontsize=8)
+        axis.set_title(title, fontsize=11)
     _plot_saliency(axes[0][len(panels)], explanation["saliency"], names[predicted])
     for axis, (image, label) in zip(axes[1], nearest, strict=False):
         axis.imshow(image, cmap="gray", vmin=0, vmax=1)
-        axis.set_title(f"nearest: {names[label]}", fontsize=8)
+        axis.set_title(f"nearest: {names[label]}", fontsize=11)
     figure.tight_layout()
     return figure
 
@@ -642,4 +639,152 @@ def plot_explanation(explanation: Mapping, class_names: Sequence[str] | None = N
 def _plot_saliency(axis, saliency: np.ndarray, name: str) -> None:
     limit = float(np.abs(saliency).max()) or 1.0
     axis.imshow(saliency, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    axis.set_title(f"saliency for {name}\nred: ink here raises it", fontsize=8)
+    axis.set_title(f"saliency for {name}\nred: ink here raises it", fontsize=11)
+
+
+# The computational graph of an MLP: the forward chain left to right, each dense layer's
+# parameters above it, and the gradients (red) flowing back underneath.
+_OPERATIONS = {"Z": "X W + b", "A": "ReLU", "P": "softmax", "L": "cross-entropy"}
+
+
+def plot_computational_graph(
+    values: Mapping[str, np.ndarray], gradients: Mapping[str, np.ndarray]
+) -> Figure:
+    """The forward pass as a graph: each array a box (its name, shape and mean value), each
+    operation an arrow; above each dense layer its W and b, and in red each gradient's shape.
+
+    values holds the forward arrays in order, e.g. {"X": X, "Z1": Z1, "A1": A1, ..., "P": P,
+    "L": L, "W1": W1, "b1": b1, ...}; gradients {"dZ3": dZ3, "dW3": dW3, ...} (any subset).
+    """
+    chain = [name for name in values if not name.startswith(("W", "b"))]
+    figure = Figure(figsize=(1.65 * len(chain), 3.6))
+    axis = figure.subplots()
+    axis.set(xlim=(-0.7, len(chain) - 0.3), ylim=(-1.55, 1.55))
+    axis.set_axis_off()
+    for x, name in enumerate(chain):
+        _graph_box(axis, x, 0.0, name, values[name], "black")
+        if x:
+            _graph_step(axis, x, name, gradients.get(f"d{name}"))
+        layer = name[1:] if name.startswith("Z") else None
+        for offset, key in ((-0.2, f"W{layer}"), (0.2, f"b{layer}")):
+            if layer and key in values:
+                _graph_parameter(axis, x - 0.5 + offset, key, values[key], gradients.get(f"d{key}"))
+    logits = max(x for x, name in enumerate(chain) if name.startswith("Z"))
+    if f"d{chain[logits]}" in gradients and logits < len(chain) - 1:  # softmax + loss, fused
+        arrow = {"arrowstyle": "->", "color": "crimson"}
+        axis.annotate("", (logits + 0.1, -1.0), (len(chain) - 1.1, -1.0), arrowprops=arrow)
+        middle, text = (logits + len(chain) - 1) / 2, f"d{chain[logits]} = (P - Y) / N"
+        axis.text(middle, -1.2, text, ha="center", fontsize=7, color="crimson")
+    legend = "black: forward values (mean)   red: gradients, flowing back"
+    axis.text(len(chain) - 1, -1.5, legend, ha="right", fontsize=8, color="dimgray")
+    figure.tight_layout()
+    return figure
+
+
+def _graph_step(axis, x: int, name: str, gradient) -> None:
+    """The operation from box x - 1 to box x, and below it the gradient flowing back."""
+    operation = _OPERATIONS.get(name[0], "")
+    axis.annotate("", (x - 0.42, 0), (x - 0.58, 0), arrowprops={"arrowstyle": "->"})
+    label = operation.replace("X W", "A W") if x > 1 else operation
+    axis.text(x - 0.5, 0.1, label, ha="center", fontsize=7)
+    if gradient is not None:
+        arrow = {"arrowstyle": "->", "color": "crimson"}
+        axis.annotate("", (x - 0.9, -0.62), (x - 0.1, -0.62), arrowprops=arrow)
+        text = f"d{name} {_shape_words(gradient)}"
+        axis.text(x - 0.5, -0.82, text, ha="center", fontsize=7, color="crimson")
+
+
+def _shape_words(array) -> str:
+    shape = np.shape(array)
+    return "(" + ", ".join(map(str, shape)) + ")" if shape else "(one number)"
+
+
+def _graph_box(axis, x: float, y: float, name: str, array, color: str) -> None:
+    value = float(np.mean(array))
+    axis.text(
+        x,
+        y,
+        f"{name}\n{_shape_words(array)}\n{value:.3g}",
+        ha="center",
+        va="center",
+        fontsize=8,
+        color=color,
+        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": color},
+    )
+
+
+def _graph_parameter(axis, x: float, name: str, array, gradient) -> None:
+    axis.text(
+        x,
+        0.95,
+        f"{name}\n{_shape_words(array)}",
+        ha="center",
+        va="center",
+        fontsize=7,
+        bbox={"boxstyle": "round", "facecolor": "#eef", "edgecolor": "steelblue"},
+    )
+    arrow = {"arrowstyle": "->", "color": "steelblue"}
+    axis.annotate("", (x, 0.2), (x, 0.75), arrowprops=arrow)
+    if gradient is not None:
+        axis.text(
+            x, 1.38, f"d{name} {_shape_words(gradient)}", ha="center", fontsize=6.5, color="crimson"
+        )
+
+
+def plot_descent_paths(
+    paths: Mapping[str, np.ndarray], curvatures: tuple[float, float] = (1.0, 50.0)
+) -> Figure:
+    """Paths of optimizers on the valley L(w) = (a w1^2 + b w2^2) / 2 with (a, b) = curvatures,
+    drawn over its contour lines; paths maps a name to its (steps + 1, 2) positions."""
+    a, b = curvatures
+    everything = np.concatenate([np.asarray(path) for path in paths.values()])
+    reach = np.abs(everything).max(axis=0) * 1.15
+    w1, w2 = np.meshgrid(
+        np.linspace(-reach[0], reach[0], 200), np.linspace(-reach[1], reach[1], 200)
+    )
+    figure = Figure(figsize=(10, 4))
+    axis = figure.subplots()
+    levels = np.geomspace(1e-3, 0.5 * (a * reach[0] ** 2 + b * reach[1] ** 2), 14)
+    axis.contour(w1, w2, 0.5 * (a * w1**2 + b * w2**2), levels=levels, colors="lightgray")
+    for (name, path), color in zip(
+        paths.items(), ["tab:blue", "tab:orange", "tab:green", "tab:red"], strict=False
+    ):
+        path = np.asarray(path)
+        axis.plot(path[:, 0], path[:, 1], marker=".", markersize=4, lw=1, color=color, label=name)
+    axis.plot(*np.asarray(next(iter(paths.values())))[0], "ko")
+    axis.plot(0, 0, "k*", markersize=12)
+    axis.set(
+        xlabel="$w_1$ (gentle slope)",
+        ylabel="$w_2$ (steep slope)",
+        title=f"$L = ({a:g} w_1^2 + {b:g} w_2^2) / 2$, from the dot to the star",
+    )
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_own_training(
+    batch_losses: Sequence[float], val_accuracies: Sequence[float], reference: float | None = None
+) -> Figure:
+    """The capstone network's learning curve: the loss of every batch (and its moving mean) and
+    the validation accuracy after each epoch, with a reference accuracy as a dashed line."""
+    figure = Figure(figsize=(11, 3.3))
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
+    losses = np.asarray(batch_losses, dtype=float)
+    loss_axis.plot(losses, color="lightgray", lw=0.7, label="each batch")
+    window = max(1, len(losses) // 50)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    loss_axis.plot(np.arange(window - 1, len(losses)), smooth, label=f"mean of {window}")
+    loss_axis.set(xlabel="step", ylabel="loss", title="Loss while it trains", yscale="log")
+    loss_axis.legend()
+    epochs = np.arange(1, len(val_accuracies) + 1)
+    accuracy_axis.plot(epochs, val_accuracies, marker="o", label="your network")
+    if reference is not None:
+        accuracy_axis.axhline(reference, color="tab:green", ls="--", label="nn.fit, same settings")
+    accuracy_axis.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+    accuracy_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    accuracy_axis.legend()
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure

@@ -37,6 +37,7 @@ SEND_EVERY_MS = 150  # while drawing, the strokes go to Python at most this ofte
 CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 PLAYGROUND_SAMPLES = 10_000  # training images of a playground run: seconds for an MLP
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+ONLY_FOR = {"hidden_sizes": "mlp", "activation": "mlp", "dropout": "mlp", "n_filters": "cnn"}
 
 
 def strokes_to_image(
@@ -318,8 +319,8 @@ def _show_in_place() -> Callable[[Figure], None]:
 class Playground:
     """Change the settings, press Train, watch the curves, compare the runs in a table.
 
-    Trains on the first n_train training images (a slider; on two cores 10,000 images take
-    about 1 s for 5 epochs of the default MLP, 20 s for the CNN) in a background thread, so
+    Trains on the first n_train training images (a slider; on a busy two-core machine 10,000
+    images took 0.5 s for 5 epochs of the default MLP, 31 s for the CNN) in a background thread, so
     that Stop works while it runs; playground.train(settings) is one run
     in the foreground, what the Train button runs.
     """
@@ -351,15 +352,29 @@ class Playground:
         self.curves = w.Image(format="png", layout={"max_width": "760px"})
         self.table = w.HTML()
         buttons = w.HBox([self.train_button, self.stop_button, self.status])
+        self.controls["model"].observe(self._show_applicable, names="value")
+        self._show_applicable()
         grid = _control_grid(self.controls)
         grid.children += (self.n_train,)  # how many training images: not a setting of the run
         self.view = w.VBox([grid, buttons, self.curves, self.table])
 
     def settings(self) -> Settings:
-        """The settings the widgets show; ValueError says which one is wrong."""
-        values = {name: control.value for name, control in self.controls.items()}
-        values["hidden_sizes"] = _parse_sizes(values["hidden_sizes"])
+        """The settings the widgets show, those that apply to the chosen model only (a CNN has
+        no hidden sizes, activation or dropout here); ValueError says which one is wrong."""
+        model = self.controls["model"].value
+        values = {
+            name: control.value for name, control in self.controls.items() if _applies(name, model)
+        }
+        for name in ("hidden_sizes", "n_filters"):
+            if name in values:
+                values[name] = _parse_sizes(values[name], name.replace("_", " "))
         return Settings(**values)
+
+    def _show_applicable(self, _change=None) -> None:
+        """Show only the widgets of settings that the chosen model uses."""
+        model = self.controls["model"].value
+        for name, control in self.controls.items():
+            control.layout.display = None if _applies(name, model) else "none"
 
     def train(self, settings: Settings | None = None) -> dict:
         """One run with `settings` (default: the widgets'); adds its row to the table."""
@@ -423,7 +438,10 @@ class Playground:
         self.curves.value = png_bytes(figure)
 
     def _add_run(self, settings, model, history, outcome, n_train, seconds) -> dict:
-        shown = {name: format_value(getattr(settings, name)) for name in self.controls}
+        shown = {  # what the run used; "-" for a setting its model does not have
+            name: format_value(getattr(settings, name)) if _applies(name, settings.model) else "-"
+            for name in self.controls
+        }
         best = history.best_epoch
         row = {"run": len(self.runs) + 1, **shown, "images": f"{n_train:,}",
                "epochs": len(history), "outcome": outcome}  # fmt: skip
@@ -449,6 +467,7 @@ def _setting_controls(settings: Settings) -> dict[str, w.ValueWidget]:
     return {
         "model": choice("model"),
         "hidden_sizes": w.Text(value=format_value(settings.hidden_sizes)),
+        "n_filters": w.Text(value=format_value(settings.n_filters)),
         "activation": choice("activation"),
         "optimizer": choice("optimizer"),
         "learning_rate": w.FloatLogSlider(
@@ -473,13 +492,18 @@ def _control_grid(controls: dict[str, w.ValueWidget]) -> w.GridBox:
     return w.GridBox(list(controls.values()), layout={"grid_template_columns": "repeat(3, 320px)"})
 
 
-def _parse_sizes(text: str) -> tuple[int, ...]:
+def _applies(name: str, model: str) -> bool:
+    """Whether the setting `name` changes a network of kind `model` ("mlp" or "cnn")."""
+    return ONLY_FOR.get(name, model) == model
+
+
+def _parse_sizes(text: str, what: str = "hidden sizes") -> tuple[int, ...]:
     """'128-64', '128, 64' or '128 64' -> (128, 64); 'none' or '' -> ()."""
     parts = text.replace(",", " ").replace("-", " ").split()
     if parts in ([], ["none"]):
         return ()
     if not all(part.isdigit() for part in parts):
-        raise ValueError(f"hidden sizes must be whole numbers such as 128-64, got {text!r}")
+        raise ValueError(f"{what} must be whole numbers such as 128-64, got {text!r}")
     return tuple(int(part) for part in parts)
 
 

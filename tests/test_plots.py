@@ -71,7 +71,7 @@ def test_plot_misclassified_shows_most_confident_mistakes_first(digits):
     probabilities[7] = np.eye(10)[1] * 0.9 + 0.01
     figure = plots.plot_misclassified(images, labels, probabilities, n_images=5, n_columns=5)
     titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
-    assert titles[0].startswith("true 7\npred 1") and titles[1].startswith("true 5\npred 2")
+    assert titles[0].startswith("true 7\nread 1") and titles[1].startswith("true 5\nread 2")
     assert len(titles) == 2
 
 
@@ -202,3 +202,36 @@ def test_augmented_and_learning_rate_range_plots():
     result = LearningRateRange(rates, np.linspace(2.3, 0.5, 20), suggested=1e-3)
     figure = plots.plot_learning_rate_range(result)
     assert figure.axes[0].get_xscale() == "log"
+
+
+def test_computational_graph_shows_every_array_with_its_shape_and_the_gradients():
+    rng = np.random.default_rng(0)
+    X, W1, b1 = rng.random((4, 6)), rng.standard_normal((6, 3)), np.zeros(3)
+    Z1 = X @ W1 + b1
+    A1 = np.maximum(Z1, 0)
+    values = {"X": X, "Z1": Z1, "A1": A1, "W1": W1, "b1": b1, "L": np.float64(2.3)}
+    gradients = {"dZ1": Z1, "dA1": A1, "dW1": W1}
+    figure = plots.plot_computational_graph(values, gradients)
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert "Z1\n(4, 3)\n" + f"{Z1.mean():.3g}" in texts
+    assert "W1\n(6, 3)" in texts and "dW1 (6, 3)" in texts and "dZ1 (4, 3)" in texts
+    assert any(text.startswith("L\n(one number)") for text in texts)
+
+
+def test_descent_paths_draw_one_line_per_optimizer_over_the_valley():
+    paths = {
+        "SGD": np.array([[5.0, 1.0], [4.0, -0.5], [3.0, 0.2]]),
+        "Adam": np.array([[5.0, 1.0], [4.5, 0.5]]),
+    }
+    figure = plots.plot_descent_paths(paths)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert "SGD" in labels and "Adam" in labels
+
+
+def test_own_training_curve_marks_the_reference_accuracy():
+    figure = plots.plot_own_training([2.3, 1.0, 0.5, 0.4], [0.91, 0.94], reference=0.95)
+    accuracy_axis = figure.axes[1]
+    assert [line.get_label() for line in accuracy_axis.get_lines()] == [
+        "your network",
+        "nn.fit, same settings",
+    ]

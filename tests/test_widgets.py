@@ -176,6 +176,22 @@ def test_the_playground_trains_what_its_widgets_say(playground):
     assert bytes(playground.curves.value).startswith(b"\x89PNG")
 
 
+def test_the_playground_shows_and_records_only_the_settings_its_model_uses(playground):
+    hidden = {name for name, control in playground.controls.items() if control.layout.display}
+    assert hidden == {"n_filters"}  # an MLP: no filters
+    playground.controls["model"].value = "cnn"
+    hidden = {name for name, control in playground.controls.items() if control.layout.display}
+    assert hidden == {"hidden_sizes", "activation", "dropout"}
+    playground.controls["n_filters"].value = "4"
+    playground.controls["n_epochs"].value = 1
+    playground.n_train.value = 500
+    row = playground.train()
+    assert row["model"] == "cnn" and row["n_filters"] == "4"
+    assert row["hidden_sizes"] == row["activation"] == row["dropout"] == "-"  # not used
+    playground.controls["model"].value = "mlp"
+    assert playground.train()["n_filters"] == "-"
+
+
 def test_the_playground_stop_button_ends_the_run(playground):
     playground._show_curves = lambda figure: playground.stop()  # pressed at the first redraw
     playground.controls["n_epochs"].value = 5
