@@ -101,6 +101,12 @@ def wrapped(message: str, width: int = 90) -> str:
 
 
 _RECORD: dict[str, Result] = {}
+_QUESTION_NAMES: list[str] = []  # questions.py adds its own; this module never imports it
+
+
+def register_questions(names) -> None:
+    """Name the questions progress() lists beside the exercises (questions.py calls this)."""
+    _QUESTION_NAMES.extend(name for name in names if name not in _QUESTION_NAMES)
 
 
 def record(result: Result) -> None:
@@ -110,10 +116,8 @@ def record(result: Result) -> None:
 
 def progress() -> str:
     """A table of every exercise and question: passed, failed (with the mistake) or not tried."""
-    from mnist_nn.questions import QUESTIONS  # questions records through this module
-
     rows = [["", "exercise or question", "status"]]
-    for kind, names in [("exercise", EXERCISES), ("question", QUESTIONS)]:
+    for kind, names in [("exercise", EXERCISES), ("question", _QUESTION_NAMES)]:
         for name in names:
             result = _RECORD.get(name)
             if result is None or result.mistake == NOT_ATTEMPTED:

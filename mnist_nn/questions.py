@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnist_nn.exercises import NOT_ATTEMPTED, Result, record, wrapped
+from mnist_nn.exercises import NOT_ATTEMPTED, Result, record, register_questions, wrapped
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ QUESTIONS = {
         ),
     ),
 }
+register_questions(QUESTIONS)
 
 
 def answer(name: str, value) -> Result:
