@@ -63,7 +63,7 @@ def digit_verdict(model, digit: np.ndarray) -> DigitVerdict:
     digit = np.asarray(digit)
     features, logits = last_features(model, digit[None])
     probabilities = softmax(logits)[0]
-    reason = shape_problem(digit)
+    reason = shape_problem(digit) if reads_digits(model) else ""
     if not reason and KEY in model.provenance:
         check = model.provenance[KEY]
         if probe_scores(check, features, logits)[0] > check["threshold"]:
@@ -75,6 +75,12 @@ def digit_verdict(model, digit: np.ndarray) -> DigitVerdict:
         reason=reason,
         class_names=tuple(model.class_names()),
     )
+
+
+def reads_digits(model) -> bool:
+    """Whether the model's classes are the ten digits: the shape checks know digits only, so a
+    model of other pictures (Fashion-MNIST's clothes) skips them."""
+    return model.class_names() == [str(label) for label in range(10)]
 
 
 def shape_problem(digit: np.ndarray) -> str:
@@ -197,7 +203,7 @@ def prepared_non_digits(n_per_kind: int, seed: int) -> tuple[np.ndarray, np.ndar
 def flag_non_digits(model, X: np.ndarray) -> np.ndarray:
     """digit_verdict for many inputs (N, 28, 28) at once: (N,) True where it says "not sure"."""
     X = np.asarray(X)
-    flagged = np.array([bool(shape_problem(digit)) for digit in X], dtype=bool)
+    flagged = np.array([reads_digits(model) and bool(shape_problem(digit)) for digit in X])
     if KEY in model.provenance:
         check = model.provenance[KEY]
         flagged |= probe_scores(check, *last_features(model, X)) > check["threshold"]

@@ -24,9 +24,11 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from mnist_nn import plots
+from mnist_nn.builders import build_model
+from mnist_nn.digit_check import NOT_A_DIGIT, digit_verdict
 from mnist_nn.explain import explain_digit
 from mnist_nn.images import prepare_digit_image
-from mnist_nn.model import Model, build_model
+from mnist_nn.model import Model
 from mnist_nn.settings import CHOICES, Settings
 from mnist_nn.tables import format_value
 from mnist_nn.train import TrainingInterrupted, fit
@@ -182,9 +184,9 @@ class DigitReader:
         except ValueError:  # nothing drawn yet, or only a dot
             self._show_nothing()
             return None
-        probabilities = self.model.predict_proba(digit[None])[0]
-        self._show(digit, probabilities)
-        return probabilities
+        verdict = digit_verdict(self.model, digit)  # softmax always picks a class: is it one?
+        self._show(digit, verdict.probabilities, verdict.reason)
+        return verdict.probabilities
 
     def explain(self, _button=None, true_label: int | None = None) -> Figure | None:
         """The "Why?" picture for the current drawing (plots.plot_explanation), also shown below
@@ -204,7 +206,7 @@ class DigitReader:
     def undo(self, _button=None) -> None:
         self.board.strokes = self.board.strokes[:-1]
 
-    def _show(self, digit: np.ndarray | None, probabilities: np.ndarray) -> None:
+    def _show(self, digit: np.ndarray | None, probabilities: np.ndarray, unlike: str = "") -> None:
         self.digit, self.probabilities = digit, None if digit is None else probabilities
         self.seen.value = png_bytes(np.zeros((28, 28), np.uint8) if digit is None else digit, 5)
         for bar, percent, probability in zip(self.bars, self.percents, probabilities, strict=True):
@@ -214,6 +216,8 @@ class DigitReader:
         else:
             best = int(probabilities.argmax())
             text = f"{self.class_names[best]} ({probabilities[best]:.0%})"
+            if unlike:  # digit_check: "not sure: this does not look like a handwritten digit"
+                text = f"{NOT_A_DIGIT} ({unlike}); best guess {text}"
             self.answer.value = _answer_html(text)
 
     def _board_column(self) -> w.VBox:

@@ -102,3 +102,13 @@ def test_verdict_says_not_sure_with_the_best_guess(trained, digits):
     assert "digit_check" not in plain.provenance
     assert digit_verdict(plain, X[0]).is_digit
     assert digit_verdict(plain, X[0]).message.startswith(f"{digit_verdict(plain, X[0]).label}  (")
+
+
+def test_a_model_of_clothes_skips_the_digit_shape_checks():
+    model = build_mlp((8,), seed=0)
+    model.provenance["dataset"] = "fashion-mnist"  # a flat shape may be a pair of sandals
+    dash = np.zeros((28, 28), dtype=np.uint8)
+    dash[13:16, 4:24] = 255
+    assert digit_verdict(model, dash).is_digit
+    model.provenance["dataset"] = "mnist"
+    assert not digit_verdict(model, dash).is_digit

@@ -57,6 +57,15 @@ def test_a_drawing_is_read_as_predict_reads_the_same_picture(model, tmp_path, ca
     assert [bar.value for bar in reader.bars] == pytest.approx(list(reader.probabilities))
 
 
+def test_a_dash_on_the_board_gets_not_sure_with_a_best_guess(model):
+    reader = widgets.DigitReader(model)
+    reader.board.strokes = [[[60, 140], [220, 140]]]  # softmax alone would still pick a digit
+    assert "not sure: this does not look like a handwritten digit" in reader.answer.value
+    assert "best guess" in reader.answer.value and reader.probabilities is not None
+    reader.board.strokes = SEVEN
+    assert "not sure" not in reader.answer.value
+
+
 def test_undo_and_clear(model):
     reader = widgets.DigitReader(model)
     reader.board.strokes = SEVEN[:1]
