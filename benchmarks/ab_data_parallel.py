@@ -2,7 +2,7 @@
 data parallelism inside the step: the batch split in two halves, each run forward and backward in
 its own Python thread with one BLAS thread (mnist_nn/threads.py's SplitStep).
 
-    python benchmarks/ab_data_parallel.py --data-dir /work/shared/data/mnist
+    python benchmarks/ab_data_parallel.py --data-dir DIR
 
 For build_cnn (cnn 16-32 adam) and the default MLP (784-128-64-10 adam) at batch 128 on MNIST
 batches: first checks that the split step's gradients equal the full batch's, then times blocks

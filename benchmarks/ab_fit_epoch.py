@@ -2,7 +2,7 @@
 build_cnn 16-32, Adam, batch 128, 54,000 training and 6,000 validation images of MNIST, the
 thread choice on), in two checkouts: old and new, alternated in one run.
 
-    python benchmarks/ab_fit_epoch.py --old /work/main --new . --data-dir /work/shared/data/mnist
+    python benchmarks/ab_fit_epoch.py --old OLD_CHECKOUT --new . --data-dir DIR
 
 One worker process per checkout (PYTHONPATH set to it) loads the data once, then times
 fit(n_epochs=1) on a fresh network each time the driver asks; the driver alternates the two,
@@ -30,7 +30,7 @@ from mnist_nn.settings import Settings
 from mnist_nn.train import fit
 try:
     from mnist_nn.builders import build_model
-except ImportError:  # before issue 24
+except ImportError:  # before the loop moved to loop.py
     from mnist_nn.model import build_model
 
 (X, y), _ = load_dataset("mnist", sys.argv[1], download=False, progress=False)

@@ -1,7 +1,7 @@
 """By-hand check for the BLAS thread choice: fit's automatic choice against one and two fixed
 threads, on this machine as it is and under an extra load of busy processes.
 
-    python benchmarks/blas_threads.py --data-dir /work/shared/data/mnist --load 0 2
+    python benchmarks/blas_threads.py --data-dir DIR --load 0 2
 
 For each load, the three ways train the same network in turn (auto, 1, 2, auto, 1, 2, ...) and
 the script prints each one's median seconds per epoch and auto's ratio to the better fixed one.

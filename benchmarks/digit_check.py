@@ -1,4 +1,4 @@
-"""Calibrate a saved model's "not sure" verdict (issue 26), measure it, save the calibrated copy.
+"""Calibrate a saved model's "not sure" verdict, measure it, save the calibrated copy.
 
 The probe is fitted on training digits the model trained on against non-digits drawn with one
 seed; its threshold comes from the model's own validation split (held-out training digits, the

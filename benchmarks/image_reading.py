@@ -6,7 +6,7 @@ file, read back with load_digit_image and classified. Accuracy per kind is print
 model's accuracy on the same digits as they are in MNIST. Not a test: it needs the real files.
 Run from the repository's root (PYTHONPATH=. if mnist_nn is not installed):
 
-    python benchmarks/image_reading.py /tmp/models/cnn.npz --data-dir /work/shared/data/mnist
+    python benchmarks/image_reading.py MODEL.npz --data-dir DIR
 
 To measure another preparation, e.g. the one before issue 13, pass its module file:
 
@@ -92,7 +92,7 @@ def transparent_png(digit: np.ndarray, rng: np.random.Generator, light: bool) ->
 
 
 def page_on_desk(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
-    """A sheet photographed on a desk (issue 26): a dark-ink digit on white paper, the sheet
+    """A sheet photographed on a desk: a dark-ink digit on white paper, the sheet
     seen in perspective (each corner moved by up to 10% of the sheet), a textured desk darker
     than the paper around it, uneven light, blur, noise and JPEG; a 1600x1200 photo."""
     height, width = 1200, 1600
@@ -129,7 +129,7 @@ def page_on_desk(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, st
 
 
 def app_screenshot(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
-    """A phone screenshot of a drawing app (issue 26): a dark status bar with light icons, a
+    """A phone screenshot of a drawing app: a dark status bar with light icons, a
     coloured title bar with its title, a white canvas with the digit drawn in black, and a grey
     toolbar of coloured buttons with labels; 540x1140 pixels, PNG."""
     height, width = 1140, 540
@@ -155,7 +155,7 @@ def app_screenshot(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, 
 
 
 def thin_pen(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
-    """A ballpoint or pencil digit on paper (issue 26): MNIST's strokes (about 13% of the
+    """A ballpoint or pencil digit on paper: MNIST's strokes (about 13% of the
     digit's height) thinned to 20-40% of their area (less where a stroke would break), grey or
     dark, in a paper photo's light,
     blur, noise and JPEG."""

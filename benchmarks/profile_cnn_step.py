@@ -1,7 +1,7 @@
 """Where one CNN training step spends its time, by operation: im2col, the matrix products, col2im,
 ReLU, pooling, softmax and loss, the optimizer.
 
-    python benchmarks/profile_cnn_step.py --data-dir /work/shared/data/mnist
+    python benchmarks/profile_cnn_step.py --data-dir DIR
 
 Trains build_cnn (conv 5x5x16 -> pool -> conv 5x5x32 -> pool -> dense 10) with Adam at batch 128
 as fit does (forward, loss, backward, Adam step), with a timer wrapped around each operation: the

@@ -152,7 +152,7 @@ def load_synthetic(
     return make_synthetic_digits(n_train, rng), make_synthetic_digits(n_test, rng)
 
 
-# Pictures that are not digits, to check that a model says so (issue 26): each kind drawn as a
+# Pictures that are not digits, to check that a model says so: each kind drawn as a
 # learner might give it, dark ink on a white page of PAGE_SIDE pixels, before any preparation.
 PAGE_SIDE = 160
 LETTER_STROKES: dict[str, list[np.ndarray]] = {

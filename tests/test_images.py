@@ -382,7 +382,7 @@ def test_a_large_photo_is_shrunk_while_read(tmp_path):
     assert max(read_image(photo).shape[:2]) <= READ_SIDE
 
 
-# Pictures as phones store them (EXIF orientation), and pictures of impossible shapes (issue 22).
+# Pictures as phones store them (EXIF orientation), and pictures of impossible shapes.
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -440,7 +440,7 @@ def test_thin_strokes_are_thickened_toward_mnist_and_reach_full_ink():
     assert abs(width - images.MNIST_STROKE_WIDTH * images.FINE_SIDE) < 2
 
 
-# The page or the drawing area before the ink (issue 26).
+# The page or the drawing area before the ink.
 
 
 def test_homography_sends_the_four_corners_where_asked():
