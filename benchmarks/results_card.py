@@ -63,6 +63,12 @@ RECIPES = {
         "--model cnn --n-filters 16 32 --learning-rate 0.003 --schedule cosine --n-epochs 15 "
         "--augment affine",
     ),
+    "cnn-wide-affine": (
+        "CNN 5x5x32-pool-5x5x64-pool-dense (build_cnn), Adam 3e-3, cosine, 15 epochs, "
+        "--augment affine",
+        "--model cnn --n-filters 32 64 --learning-rate 0.003 --schedule cosine --n-epochs 15 "
+        "--augment affine",
+    ),
 }
 
 
